@@ -1,0 +1,281 @@
+"""The ``research`` command: run researches, trigger one, and show where they stand.
+
+    research run --count 3 --seed 1        # three researches end to end, then a leaderboard
+    research trigger --brief "BTC trend"   # add a research; prints its id
+    research status [ID] [--json]
+
+User errors print one line to stderr and exit 1; usage errors exit 2. With ``--json`` the last
+line of stdout is one JSON object.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _quiet_dagster()
+    from research_assets.core.errors import ResearchError
+
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except (CliError, ResearchError) as e:
+        sys.stderr.write(f"research: {e}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("research: interrupted\n")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="research", description="Autonomous trading-strategy research on Dagster."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run N researches to the end and print a leaderboard")
+    run.add_argument("--count", type=_positive_int, default=3, help="researches to run (default 3)")
+    run.add_argument("--seed", type=_non_negative_int, default=None,
+                     help="seed of the first research; the next ones use seed+1, seed+2, ...")
+    run.add_argument("--brief", default=None, help="a research brief passed to the designer")
+    run.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    run.set_defaults(func=cmd_run)
+
+    trigger = sub.add_parser("trigger", help="add a research partition and print its id")
+    trigger.add_argument("--brief", default=None, help="a research brief passed to the designer")
+    trigger.add_argument("--seed", type=_non_negative_int, default=None, help="designer seed")
+    trigger.add_argument("--json", action="store_true", help="print one JSON object")
+    trigger.set_defaults(func=cmd_trigger)
+
+    status = sub.add_parser("status", help="show researches (all, or one by id)")
+    status.add_argument("id", nargs="?", default=None, help="a research id")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from research_assets.defs.records import new_research_id, record_request
+
+    instance = _instance()
+    request = record_request(instance, new_research_id(), seed=args.seed, brief=args.brief)
+    if args.json:
+        _emit_json({"triggered": True, "id": request.research_id, "seed": request.seed})
+    else:
+        sys.stdout.write(f"{request.research_id}\n")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from research_assets.defs.records import load_statuses, new_research_id, record_request
+
+    instance = _instance()
+    defs = _definitions()
+    _log(f"market data: validating datasets in {_data_dir_label()}")
+    result = defs.resolve_job_def("market_data_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_QUIET_RUN
+    )
+    if not result.success:
+        raise CliError(_first_failure(result) or "market data did not validate")
+    job = defs.resolve_job_def("research_job")
+    ids = []
+    for i in range(args.count):
+        seed = None if args.seed is None else args.seed + i
+        request = record_request(instance, new_research_id(), seed=seed, brief=args.brief)
+        ids.append(request.research_id)
+        started = time.monotonic()
+        _log(f"[{i + 1}/{args.count}] {request.research_id}: running (seed {request.seed})")
+        job.execute_in_process(
+            partition_key=request.research_id, instance=instance, raise_on_error=False,
+            run_config=_QUIET_RUN, tags=_research_tags(request.research_id),
+        )
+        status = load_statuses(instance, [request.research_id])[0]
+        outcome = status.status + (f" ({status.reason})" if status.reason else "")
+        _log(f"[{i + 1}/{args.count}] {request.research_id}: {outcome}, {status.strategy}, "
+             f"{time.monotonic() - started:.1f} s")
+    statuses = load_statuses(instance, ids)
+    if args.json:
+        _emit_json({"researches": [s.to_json() for s in statuses]})
+    else:
+        sys.stdout.write(leaderboard(statuses))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from research_assets.defs.records import load_statuses, research_ids
+
+    instance = _instance()
+    if args.id is not None:
+        if args.id not in set(research_ids(instance)):
+            raise CliError(
+                f"no research with id {args.id!r} in {os.environ['DAGSTER_HOME']}; "
+                "`research status` lists them"
+            )
+        statuses = load_statuses(instance, [args.id])
+    else:
+        statuses = load_statuses(instance)
+    if args.json:
+        _emit_json({"researches": [s.to_json() for s in statuses]})
+    elif not statuses:
+        sys.stdout.write("no researches yet; start one with `research run` or `research trigger`\n")
+    else:
+        sys.stdout.write(leaderboard(statuses))
+    return EXIT_OK
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def leaderboard(statuses: Sequence[Any]) -> str:
+    """Researches ranked by backtest-period Sharpe; lockbox figures shown beside, never used."""
+
+    def sharpe(s: Any) -> float:
+        value = s.backtest_summary.get("Sharpe Ratio")
+        return value if isinstance(value, float) and math.isfinite(value) else -math.inf
+
+    ranked = sorted(statuses, key=lambda s: (s.status != "completed", -sharpe(s), s.created_at))
+    header = ["#", "research", "status", "strategy", "sharpe", "return%", "maxdd%", "win%",
+              "trades", "lockbox sharpe", "lockbox ret%", "reason"]
+    rows = []
+    for rank, s in enumerate(ranked, 1):
+        b = s.backtest_summary
+        lock = _lockbox_mean(s.lockbox)
+        rows.append([
+            str(rank), s.id, s.status, s.strategy or "-",
+            _fmt(b.get("Sharpe Ratio")), _fmt(b.get("Return [%]")),
+            _fmt(b.get("Max. Drawdown [%]")), _fmt(b.get("Win Rate [%]")),
+            _fmt(b.get("# Trades"), 0), _fmt(lock.get("Sharpe Ratio")),
+            _fmt(lock.get("Return [%]")), s.reason or "",
+        ])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+def _lockbox_mean(lockbox: dict[str, dict[str, Any]] | None) -> dict[str, float]:
+    if not lockbox:
+        return {}
+    out = {}
+    for key in ("Sharpe Ratio", "Return [%]"):
+        values = [v[key] for v in lockbox.values() if isinstance(v.get(key), int | float)]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, allow_nan=False, default=str) + "\n")
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+# -- Dagster plumbing ------------------------------------------------------------------------
+
+_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def _instance():
+    """The instance in ``$DAGSTER_HOME``, or in ``./dagster_home`` (created if needed)."""
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        path = Path(home)
+        if not path.is_dir():
+            raise CliError(
+                f"DAGSTER_HOME={home} is not a directory; create it, or unset DAGSTER_HOME to use "
+                "./dagster_home"
+            )
+    else:
+        path = Path.cwd() / "dagster_home"
+        path.mkdir(exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(path)
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as e:  # a broken dagster.yaml or an unreachable storage server
+        raise CliError(
+            f"cannot open the Dagster instance in {path}: {str(e).strip().splitlines()[0]}; "
+            f"check {path / 'dagster.yaml'}"
+        ) from None
+
+
+def _definitions():
+    from research_assets.definitions import defs
+
+    return defs
+
+
+def _research_tags(research_id: str) -> dict[str, str]:
+    from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
+
+    return {RESEARCH_ID_TAG: research_id, WORKER_TAG: DEFAULT_WORKER}
+
+
+def _data_dir_label() -> str:
+    return os.environ.get("MARKET_DATA_DIR") or "the bundled sample"
+
+
+def _first_failure(result: Any) -> str | None:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            return event.step_failure_data.error.message.strip().splitlines()[0]
+    return None
+
+
+def _quiet_dagster() -> None:
+    # Dagster's preview/beta warnings and its own loggers are for developers, not CLI users.
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

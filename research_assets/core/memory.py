@@ -1,0 +1,101 @@
+"""What past researches taught: the designer's view of history.
+
+Records are built from the Dagster instance's own event log (see ``defs/records.py``); there is no
+separate database. A record carries only what a designer may see: the spec, the outcome, the gate
+that rejected it and why, the backtest-period figures and the assessment. Lockbox figures are never
+put into a record, so no designer can select on them.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from research_assets.core.spec import StrategySpec
+
+# Outcomes a research can end with, and the ones that are still going.
+FINAL_STATUSES = ("completed", "rejected", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class ResearchRecord:
+    research_id: str
+    status: str
+    created_at: float = 0.0
+    spec: StrategySpec | None = None
+    brief: str | None = None
+    rejected_by: str | None = None  # "training_gate" | "backtest_gate"
+    rejection_reason: str | None = None  # e.g. "accuracy_below_threshold"
+    training: dict[str, float] = field(default_factory=dict)  # test_accuracy, test_loss, ...
+    backtest: dict[str, float] = field(default_factory=dict)  # aggregate backtest-period stats
+    verdict: str | None = None  # promising | neutral | poor
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def sharpe(self) -> float | None:
+        value = self.backtest.get("Sharpe Ratio")
+        return None if value is None else float(value)
+
+    def to_prompt_dict(self) -> dict[str, Any]:
+        """The record as a designer sees it (compact; no lockbox figures exist here)."""
+        out: dict[str, Any] = {"id": self.research_id, "status": self.status}
+        if self.spec is not None:
+            out["strategy"] = self.spec.name
+            out["hypothesis"] = self.spec.hypothesis
+            out["symbols"] = self.spec.training_data.symbols
+            out["timeframes"] = self.spec.training_data.timeframes
+            out["indicators"] = sorted({i.type for i in self.spec.indicators.values()})
+            out["labels"] = self.spec.training.labels.source
+            out["hidden_layers"] = self.spec.model.architecture.hidden_layers
+        if self.rejection_reason:
+            out["rejected_by"] = self.rejected_by
+            out["rejection_reason"] = self.rejection_reason
+        if self.training:
+            out["training"] = {k: round(v, 4) for k, v in self.training.items()}
+        if self.backtest:
+            out["backtest"] = {k: round(v, 4) for k, v in self.backtest.items()}
+        if self.verdict:
+            out["verdict"] = self.verdict
+        if self.suggestions:
+            out["suggestions"] = list(self.suggestions)
+        return out
+
+
+class ResearchMemory:
+    """Past researches, newest first, with the queries designers need."""
+
+    def __init__(self, records: Iterable[ResearchRecord] = ()):
+        self.records: list[ResearchRecord] = sorted(
+            records, key=lambda r: r.created_at, reverse=True
+        )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def recent(self, n: int = 10) -> list[ResearchRecord]:
+        return self.records[:n]
+
+    def with_spec(self) -> list[ResearchRecord]:
+        return [r for r in self.records if r.spec is not None]
+
+    def completed(self) -> list[ResearchRecord]:
+        return [r for r in self.with_spec() if r.status == "completed"]
+
+    def rejected(self) -> list[ResearchRecord]:
+        return [r for r in self.with_spec() if r.status == "rejected"]
+
+    def best(self, n: int = 3) -> list[ResearchRecord]:
+        """Completed researches ranked by backtest-period Sharpe (never by lockbox)."""
+        ranked = [r for r in self.completed() if r.sharpe is not None]
+        return sorted(ranked, key=lambda r: r.sharpe or 0.0, reverse=True)[:n]
+
+    def fingerprints(self, statuses: Sequence[str] = FINAL_STATUSES) -> set[str]:
+        """Fingerprints of specs already tried, so a designer does not repeat them."""
+        return {r.spec.fingerprint() for r in self.with_spec() if r.status in statuses}
+
+    def rejection_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.rejected():
+            if r.rejection_reason:
+                counts[r.rejection_reason] = counts.get(r.rejection_reason, 0) + 1
+        return counts

@@ -1,0 +1,34 @@
+"""Loads the definitions and applies project-wide policy once; nothing else lives here."""
+
+import dagster as dg
+
+from research_assets.defs.assets import (
+    assessment,
+    backtest_report,
+    lockbox_report,
+    market_data,
+    strategy_spec,
+    trained_model,
+)
+from research_assets.defs.jobs import market_data_job, research_job
+from research_assets.defs.resources import (
+    DesignerResource,
+    MarketDataResource,
+    QualityGatesResource,
+    TrainingResource,
+)
+
+defs = dg.Definitions(
+    assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
+            lockbox_report],
+    jobs=[research_job, market_data_job],
+    resources={
+        "datasets": MarketDataResource(),
+        "designer": DesignerResource(),
+        "gates": QualityGatesResource(),
+        "training": TrainingResource(),
+    },
+    # A research is a short chain of steps: one process per run, not one per step (the
+    # multiprocess executor costs ~3 s per step here).
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,264 @@
+"""The research assets. Each one calls one domain function and attaches metadata.
+
+``strategy_spec`` → ``trained_model`` [training_gate] → ``backtest_report`` [backtest_gate] →
+``assessment`` → ``lockbox_report``, all partitioned by research; ``market_data`` upstream.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from research_assets.core import pipeline
+from research_assets.core.assessor import assess
+from research_assets.core.designer import DesignRequest
+from research_assets.core.errors import ResearchError
+from research_assets.core.gates import GateResult, evaluate_backtest_gate, evaluate_training_gate
+from research_assets.core.metrics import json_safe
+from research_assets.core.plots import equity_curve_png, png_markdown
+from research_assets.core.spec import StrategySpec
+from research_assets.core.training import TrainedModel
+from research_assets.defs.partitions import research_partitions
+from research_assets.defs.records import latest_metadata, load_memory, read_request
+from research_assets.defs.resources import (
+    DesignerResource,
+    MarketDataResource,
+    QualityGatesResource,
+    TrainingResource,
+)
+from research_assets.defs.tags import GATE_PASSED, GATE_REASON
+
+TRAINING_GATE = dg.AssetCheckSpec(
+    "training_gate", asset="trained_model", blocking=True,
+    description="Test accuracy, test loss and loss decrease against the training thresholds.",
+)
+BACKTEST_GATE = dg.AssetCheckSpec(
+    "backtest_gate", asset="backtest_report", blocking=True,
+    description="Win rate, max drawdown and Sharpe on the backtest period against thresholds.",
+)
+
+
+def _user_failure(e: ResearchError) -> dg.Failure:
+    # A user-caused problem: show the message, do not retry (it would fail the same way).
+    return dg.Failure(description=str(e), allow_retries=False)
+
+
+@dg.asset(group_name="data", kinds={"parquet"})
+def market_data(datasets: MarketDataResource) -> dg.MaterializeResult:
+    """The OHLCV datasets available to strategies, each loaded and validated."""
+    from research_assets.core.data import load_bars
+
+    try:
+        found = datasets.datasets()
+        for info in found:
+            load_bars(info.symbol, info.timeframe, info.path.parent)
+    except ResearchError as e:
+        raise _user_failure(e) from e
+    rows = [
+        dg.TableRecord({"dataset": d.key, "rows": d.rows, "start": str(d.start.date()),
+                        "end": str(d.end.date()), "file": d.path.name})
+        for d in found
+    ]
+    return dg.MaterializeResult(metadata={
+        "directory": str(datasets.directory()),
+        "datasets": dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[
+            dg.TableColumn(c, "int" if c == "rows" else "string")
+            for c in ("dataset", "rows", "start", "end", "file")
+        ])),
+        "dataset_count": len(found),
+    })
+
+
+@dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
+def strategy_spec(
+    context: dg.AssetExecutionContext, designer: DesignerResource, datasets: MarketDataResource
+) -> dg.Output[StrategySpec]:
+    """A strategy designed for this research, from the brief and the memory of past researches."""
+    research_id = context.partition_key
+    request = read_request(context.instance, research_id)
+    memory = load_memory(context.instance, exclude=[research_id])
+    try:
+        design = designer.get_designer().design(
+            DesignRequest(research_id, request.seed, request.brief), memory,
+            datasets.datasets(),
+        )
+    except ResearchError as e:
+        raise _user_failure(e) from e
+    spec = design.spec
+    metadata: dict[str, Any] = {
+        "strategy": spec.name,
+        "designer": design.designer,
+        "fingerprint": spec.fingerprint(),
+        "seed": request.seed,
+        "spec": dg.MetadataValue.json(spec.to_dict()),
+        "spec_yaml": dg.MetadataValue.md(f"```yaml\n{spec.to_yaml()}```"),
+        "rationale": dg.MetadataValue.md(design.rationale or "-"),
+        "memory_size": len(memory),
+    }
+    if request.brief:
+        metadata["brief"] = request.brief
+    for key, value in (design.usage or {}).items():
+        metadata[f"usage/{key}"] = value
+    return dg.Output(spec, metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=research_partitions, group_name="research", kinds={"pytorch"},
+    check_specs=[TRAINING_GATE], pool="training", deps=[market_data],
+)
+def trained_model(
+    context: dg.AssetExecutionContext, strategy_spec: StrategySpec,
+    datasets: MarketDataResource, training: TrainingResource, gates: QualityGatesResource,
+):
+    """The spec's MLP, trained on the train period and scored on the backtest period."""
+    try:
+        model = pipeline.train(
+            strategy_spec, datasets.directory(), threads=training.threads,
+            device=training.device,
+        )
+    except ResearchError as e:
+        raise _user_failure(e) from e
+    metrics = model.metrics.as_dict()
+    gate = evaluate_training_gate(metrics, gates.thresholds())
+    history = [
+        dg.TableRecord({k: (round(float(v), 6) if isinstance(v, float) else v)
+                        for k, v in row.items()})
+        for row in model.history
+    ]
+    yield dg.Output(model, metadata={
+        **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        "device": model.device,
+        "history": dg.MetadataValue.table(history) if history else dg.MetadataValue.text("-"),
+        "periods": dg.MetadataValue.json(model.periods),
+        **_gate_metadata(gate),
+    })
+    yield from _check_result(context, gate)
+
+
+@dg.asset(
+    partitions_def=research_partitions, group_name="research", kinds={"numpy"},
+    check_specs=[BACKTEST_GATE], pool="backtest",
+)
+def backtest_report(
+    context: dg.AssetExecutionContext, trained_model: TrainedModel,
+    datasets: MarketDataResource, gates: QualityGatesResource,
+):
+    """The model's signals backtested on the backtest period of every symbol and timeframe."""
+    _require_gate(context, "trained_model", "training_gate")
+    try:
+        report = pipeline.backtest(trained_model, datasets.directory(), "backtest")
+    except ResearchError as e:
+        raise _user_failure(e) from e
+    gate = evaluate_backtest_gate(report.summary, gates.thresholds())
+    yield dg.Output(report, metadata={**_report_metadata(report), **_gate_metadata(gate)})
+    yield from _check_result(context, gate)
+
+
+@dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
+def assessment(
+    context: dg.AssetExecutionContext, strategy_spec: StrategySpec, trained_model: TrainedModel,
+    backtest_report: pipeline.BacktestReport,
+) -> dg.Output[Any]:
+    """What this research shows, and what to try next: read by later designs."""
+    _require_gate(context, "backtest_report", "backtest_gate")
+    result = assess(
+        strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
+        backtest_report.stats,
+    )
+    bullets = "\n".join(
+        f"**{title}**\n" + "\n".join(f"- {item}" for item in items)
+        for title, items in (("Strengths", result.strengths), ("Weaknesses", result.weaknesses),
+                             ("Suggestions", result.suggestions), ("Hypotheses", result.hypotheses))
+        if items
+    )
+    return dg.Output(result, metadata={
+        "verdict": result.verdict,
+        "summary": dg.MetadataValue.md(f"{result.summary}\n\n{bullets}"),
+        "suggestions": dg.MetadataValue.json(list(result.suggestions)),
+        "assessment": dg.MetadataValue.json(result.model_dump()),
+        "assessor": "rule-based",
+    })
+
+
+@dg.asset(
+    partitions_def=research_partitions, group_name="leaderboard", kinds={"numpy"},
+    deps=[assessment],
+)
+def lockbox_report(
+    context: dg.AssetExecutionContext, trained_model: TrainedModel,
+    datasets: MarketDataResource,
+) -> dg.Output[pipeline.BacktestReport]:
+    """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
+    designer, gate or assessment ever sees these figures."""
+    _require_gate(context, "backtest_report", "backtest_gate")
+    try:
+        report = pipeline.backtest(trained_model, datasets.directory(), "lockbox")
+    except ResearchError as e:
+        raise _user_failure(e) from e
+    return dg.Output(report, metadata=_report_metadata(report))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _gate_metadata(gate: GateResult) -> dict[str, Any]:
+    return {
+        GATE_PASSED: gate.passed,
+        GATE_REASON: gate.reason or "",
+        gate.gate: dg.MetadataValue.json(gate.metadata()),
+    }
+
+
+def _check_result(context: dg.AssetExecutionContext, gate: GateResult):
+    # A launch may deselect the check; the gate outcome is still in the asset's metadata and
+    # downstream assets refuse to run on it.
+    key = dg.AssetCheckKey(dg.AssetKey(_gate_asset(gate.gate)), gate.gate)
+    if key in context.selected_asset_check_keys:
+        yield dg.AssetCheckResult(
+            check_name=gate.gate, asset_key=key.asset_key, passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR, description=gate.description(),
+            metadata={k: v for k, v in gate.metadata().items() if v is not None},
+        )
+
+
+def _gate_asset(gate: str) -> str:
+    return {"training_gate": "trained_model", "backtest_gate": "backtest_report"}[gate]
+
+
+def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -> None:
+    """Refuse to run unless the upstream gate passed for this research, so a launch that leaves
+    the checks out cannot get past a gate."""
+    md = latest_metadata(context.instance, upstream, context.partition_key)
+    if not md.get(GATE_PASSED, False):
+        reason = md.get(GATE_REASON) or "not evaluated"
+        raise dg.Failure(
+            description=f"{gate} did not pass for research {context.partition_key} ({reason}); "
+            f"this research was rejected and {context.asset_key.to_user_string()} will not run",
+            metadata={"rejected_by": gate, "reason": reason},
+            allow_retries=False,
+        )
+
+
+def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
+    stats = {k: json_safe(v) for k, v in report.stats.items()}
+    summary = json_safe(report.summary)
+    columns = ["dataset", *next(iter(stats.values())).keys()] if stats else ["dataset"]
+    rows = [dg.TableRecord({"dataset": k, **{c: v for c, v in s.items() if v is not None}})
+            for k, s in stats.items()]
+    metadata: dict[str, Any] = {
+        "period": report.period,
+        "stats": dg.MetadataValue.json(stats),
+        "summary": dg.MetadataValue.json(summary),
+        "statistics": dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[
+            dg.TableColumn(c, "string" if c == "dataset" else "float") for c in columns
+        ])),
+        "bounds": dg.MetadataValue.json({k: list(v) for k, v in report.bounds.items()}),
+    }
+    for key in ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]", "# Trades"):
+        if summary.get(key) is not None:
+            metadata[key] = float(summary[key])
+    if report.equity:
+        metadata["equity_curve"] = dg.MetadataValue.md(png_markdown(
+            equity_curve_png(report.equity, title=f"{report.period} period"),
+            alt=f"{report.period} equity curve",
+        ))
+    return metadata

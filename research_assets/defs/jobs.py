@@ -1,0 +1,28 @@
+"""Jobs: one run per research goes through the whole chain; market data has its own job."""
+
+import dagster as dg
+
+from research_assets.defs.assets import (
+    assessment,
+    backtest_report,
+    lockbox_report,
+    market_data,
+    strategy_spec,
+    trained_model,
+)
+from research_assets.defs.partitions import research_partitions
+
+RESEARCH_ASSETS = [strategy_spec, trained_model, backtest_report, assessment, lockbox_report]
+
+research_job = dg.define_asset_job(
+    "research_job",
+    selection=dg.AssetSelection.assets(*RESEARCH_ASSETS),
+    partitions_def=research_partitions,
+    description="One research: design, train [training_gate], backtest [backtest_gate], assess, "
+    "lockbox. Partitioned by research id.",
+)
+
+market_data_job = dg.define_asset_job(
+    "market_data_job", selection=dg.AssetSelection.assets(market_data),
+    description="Load and validate every dataset in the market data directory.",
+)

@@ -1,0 +1,313 @@
+"""A research's state, read back from the Dagster instance: no separate database.
+
+A research is a partition key of ``research``. What it asked for (seed, brief) is an observation
+of ``strategy_spec`` recorded at trigger time; what it produced is the latest materialization of
+each asset for that partition; where it is now is the latest run tagged with its partition.
+"""
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+from dagster._core.event_api import AssetRecordsFilter
+
+from research_assets.core.memory import ResearchMemory, ResearchRecord
+from research_assets.core.spec import StrategySpec
+from research_assets.defs.partitions import research_partitions
+from research_assets.defs.tags import GATE_PASSED, GATE_REASON, PARTITION_TAG, WORKER_TAG
+
+ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
+# The phase a research is in once the asset on the left has been materialized.
+_PHASE_AFTER = {
+    None: "designing",
+    "strategy_spec": "training",
+    "trained_model": "backtesting",
+    "backtest_report": "assessing",
+    "assessment": "evaluating_lockbox",
+    "lockbox_report": "done",
+}
+_GATES = {"trained_model": "training_gate", "backtest_report": "backtest_gate"}
+_RUN_STATUS = {
+    dg.DagsterRunStatus.QUEUED: "queued",
+    dg.DagsterRunStatus.NOT_STARTED: "queued",
+    dg.DagsterRunStatus.STARTING: "running",
+    dg.DagsterRunStatus.STARTED: "running",
+    dg.DagsterRunStatus.CANCELING: "cancelled",
+    dg.DagsterRunStatus.CANCELED: "cancelled",
+    dg.DagsterRunStatus.FAILURE: "failed",
+    dg.DagsterRunStatus.SUCCESS: "completed",
+}
+
+
+def new_research_id(now: float | None = None) -> str:
+    """``r-20261121-081500-3fa2``: sortable by time, safe as a partition key and a tag value."""
+    stamp = datetime.fromtimestamp(now or time.time(), UTC).strftime("%Y%m%d-%H%M%S")
+    return f"r-{stamp}-{secrets.token_hex(2)}"
+
+
+def default_seed(research_id: str) -> int:
+    """A stable seed for a research that was given none."""
+    return int(hashlib.sha256(research_id.encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class ResearchRequest:
+    research_id: str
+    seed: int
+    brief: str | None
+    requested_at: float
+
+
+def record_request(
+    instance: dg.DagsterInstance, research_id: str, *, seed: int | None = None,
+    brief: str | None = None,
+) -> ResearchRequest:
+    """Add the research's partition and record what it asks for, in the instance's event log."""
+    instance.add_dynamic_partitions(research_partitions.name, [research_id])
+    request = ResearchRequest(
+        research_id, default_seed(research_id) if seed is None else seed, brief, time.time()
+    )
+    metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at}
+    if brief:
+        metadata["brief"] = brief
+    instance.report_runless_asset_event(
+        dg.AssetObservation(asset_key="strategy_spec", partition=research_id, metadata=metadata)
+    )
+    return request
+
+
+def read_requests(
+    instance: dg.DagsterInstance, research_ids: Sequence[str] | None = None
+) -> dict[str, ResearchRequest]:
+    """The recorded request of each research; a partition added in the UI has none, and gets a
+    default seed."""
+    out: dict[str, ResearchRequest] = {}
+    for rec in _fetch_latest(instance, "strategy_spec", research_ids, observations=True).values():
+        md = _plain(rec.asset_observation.metadata)  # type: ignore[union-attr]
+        pk = rec.partition_key or ""
+        out[pk] = ResearchRequest(
+            pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
+            float(md.get("requested_at", rec.timestamp)),
+        )
+    return out
+
+
+def read_request(instance: dg.DagsterInstance, research_id: str) -> ResearchRequest:
+    found = read_requests(instance, [research_id]).get(research_id)
+    return found or ResearchRequest(research_id, default_seed(research_id), None, time.time())
+
+
+@dataclass
+class ResearchStatus:
+    """Everything known about one research, derived from the instance's records."""
+
+    id: str
+    status: str  # queued | running | completed | rejected | failed | cancelled
+    phase: str
+    reason: str | None = None
+    strategy: str | None = None
+    gates: dict[str, str | None] = field(
+        default_factory=lambda: {"training_gate": None, "backtest_gate": None}
+    )
+    backtest: dict[str, dict[str, Any]] | None = None
+    lockbox: dict[str, dict[str, Any]] | None = None
+    created_at: float = 0.0
+    run_id: str | None = None
+    worker: str | None = None
+    designer: str | None = None
+    verdict: str | None = None
+    # Only for building memory; never printed.
+    spec: StrategySpec | None = None
+    brief: str | None = None
+    training: dict[str, float] = field(default_factory=dict)
+    backtest_summary: dict[str, float] = field(default_factory=dict)
+    suggestions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "status": self.status, "phase": self.phase, "reason": self.reason,
+            "strategy": self.strategy, "gates": dict(self.gates), "backtest": self.backtest,
+            "lockbox": self.lockbox, "created_at": self.created_at, "run_id": self.run_id,
+            "worker": self.worker, "designer": self.designer, "verdict": self.verdict,
+        }
+
+    def to_memory_record(self) -> ResearchRecord:
+        """What a designer may see: everything but the lockbox."""
+        return ResearchRecord(
+            research_id=self.id, status=self.status, created_at=self.created_at, spec=self.spec,
+            brief=self.brief,
+            rejected_by=self._failed_gate(), rejection_reason=self.reason if self._failed_gate()
+            else None,
+            training=self.training, backtest=self.backtest_summary, verdict=self.verdict,
+            suggestions=self.suggestions,
+        )
+
+    def _failed_gate(self) -> str | None:
+        return next((g for g, v in self.gates.items() if v == "failed"), None)
+
+
+def research_ids(instance: dg.DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(research_partitions.name))
+
+
+def load_statuses(
+    instance: dg.DagsterInstance, ids: Sequence[str] | None = None
+) -> list[ResearchStatus]:
+    """The status of the given researches (default: all), oldest first."""
+    ids = research_ids(instance) if ids is None else list(ids)
+    if not ids:
+        return []
+    requests = read_requests(instance, ids)
+    latest = {asset: _fetch_latest(instance, asset, ids) for asset in ASSETS}
+    runs = _latest_runs(instance, ids)
+    out = [
+        _derive(pk, requests.get(pk), {a: latest[a].get(pk) for a in ASSETS}, runs.get(pk))
+        for pk in ids
+    ]
+    for status in out:
+        if status.status == "failed" and status.reason is None and status.run_id:
+            status.reason = _failure_reason(instance, status.run_id)
+    return sorted(out, key=lambda s: (s.created_at, s.id))
+
+
+def load_memory(instance: dg.DagsterInstance, exclude: Iterable[str] = ()) -> ResearchMemory:
+    """The designer's view of past researches (no lockbox figures)."""
+    skip = set(exclude)
+    return ResearchMemory(
+        s.to_memory_record() for s in load_statuses(instance) if s.id not in skip
+    )
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, research_id: str) -> dict[str, Any]:
+    """The plain metadata of an asset's latest materialization for one research ({} if none)."""
+    rec = _fetch_latest(instance, asset, [research_id]).get(research_id)
+    return _plain(rec.asset_materialization.metadata) if rec else {}  # type: ignore[union-attr]
+
+
+# -- derivation ------------------------------------------------------------------------------
+
+
+def _derive(
+    pk: str, request: ResearchRequest | None, records: dict[str, Any], run: Any
+) -> ResearchStatus:
+    md = {a: _plain(r.asset_materialization.metadata) if r else None for a, r in records.items()}
+    reached = None
+    for asset in ASSETS:
+        if md[asset] is not None:
+            reached = asset
+    status = ResearchStatus(id=pk, status="queued", phase=_PHASE_AFTER[reached])
+    status.created_at = request.requested_at if request else (run.create_timestamp.timestamp()
+                                                              if run else 0.0)
+    status.brief = request.brief if request else None
+
+    spec_md = md["strategy_spec"]
+    if spec_md:
+        status.strategy = spec_md.get("strategy")
+        status.designer = spec_md.get("designer")
+        if spec_md.get("spec"):
+            status.spec = StrategySpec.from_dict(spec_md["spec"])
+    if md["trained_model"]:
+        status.training = {
+            k: float(v) for k, v in md["trained_model"].items()
+            if k in ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1")
+        }
+    if md["backtest_report"]:
+        status.backtest = md["backtest_report"].get("stats")
+        status.backtest_summary = {
+            k: float(v) for k, v in (md["backtest_report"].get("summary") or {}).items()
+            if isinstance(v, int | float)
+        }
+    if md["assessment"]:
+        status.verdict = md["assessment"].get("verdict")
+        status.suggestions = tuple(md["assessment"].get("suggestions") or ())
+    if md["lockbox_report"]:
+        status.lockbox = md["lockbox_report"].get("stats")
+
+    rejected = False
+    for asset, gate in _GATES.items():
+        if md[asset] is not None and GATE_PASSED in md[asset]:
+            passed = bool(md[asset][GATE_PASSED])
+            status.gates[gate] = "passed" if passed else "failed"
+            if not passed and not rejected:
+                rejected = True
+                status.reason = md[asset].get(GATE_REASON)
+
+    if run is not None:
+        status.run_id = run.dagster_run.run_id
+        status.worker = run.dagster_run.tags.get(WORKER_TAG)
+        run_state = _RUN_STATUS.get(run.dagster_run.status, "running")
+    else:
+        run_state = None
+
+    if rejected:
+        status.status = "rejected"
+    elif md["assessment"] is not None and md["lockbox_report"] is not None:
+        status.status = "completed"
+    elif run_state in ("queued", "running", "cancelled"):
+        status.status = run_state
+    elif run_state == "failed":
+        status.status = "failed"
+    elif run_state == "completed":
+        # The run succeeded but did not reach the end (a partial selection).
+        status.status = "failed"
+        status.reason = f"incomplete: stopped after {reached or 'nothing'}"
+    return status
+
+
+def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The first line of the first step failure in the run's logs."""
+    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = event.dagster_event.event_specific_data.error  # type: ignore[union-attr]
+        if error is not None:
+            return error.message.strip().splitlines()[0][:300]
+    return "run_failed"
+
+
+# -- instance queries ----------------------------------------------------------------------------
+
+
+def _fetch_latest(
+    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
+    observations: bool = False,
+) -> dict[str, Any]:
+    """The newest materialization (or observation) per partition of ``asset``."""
+    fetch = instance.fetch_observations if observations else instance.fetch_materializations
+    records_filter = AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None
+    )
+    out: dict[str, Any] = {}
+    cursor = None
+    while True:
+        result = fetch(records_filter, limit=1000, cursor=cursor)
+        for rec in result.records:
+            if rec.partition_key and rec.partition_key not in out:
+                out[rec.partition_key] = rec
+        if not result.has_more:
+            return out
+        cursor = result.cursor
+
+
+def _latest_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for rec in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: list(ids)})):
+        pk = rec.dagster_run.tags.get(PARTITION_TAG)
+        if pk and pk not in out:
+            out[pk] = rec
+    return out
+
+
+def _plain(metadata: Any) -> dict[str, Any]:
+    """Metadata values as plain Python (JSON metadata as dicts, numbers as numbers)."""
+    out = {}
+    for key, value in (metadata or {}).items():
+        raw = getattr(value, "value", value)
+        if isinstance(raw, str) and isinstance(value, dg.JsonMetadataValue):
+            raw = json.loads(raw)
+        out[key] = raw
+    return out

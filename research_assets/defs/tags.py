@@ -1,0 +1,11 @@
+"""Run tags and metadata keys shared by the definitions, the CLI and the status views."""
+
+RESEARCH_ID_TAG = "research/id"
+WORKER_TAG = "research/worker"
+DEFAULT_WORKER = "cpu"
+# Dagster's own tag on every partitioned run, including `dagster asset materialize --partition`.
+PARTITION_TAG = "dagster/partition"
+
+# Metadata written by the gated assets, read back to derive a research's outcome.
+GATE_PASSED = "gate_passed"
+GATE_REASON = "gate_reason"
