@@ -1,0 +1,117 @@
+"""Whole researches through the real assets, on a real (temporary) instance."""
+
+import dagster as dg
+import pytest
+
+from research_assets.definitions import defs
+from research_assets.defs.records import load_memory, load_statuses, record_request
+from research_assets.defs.resources import QualityGatesResource
+
+pytestmark = pytest.mark.slow
+
+OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
+                  min_win_rate=0.0, max_drawdown=1.0, min_sharpe=-100.0)
+
+
+def run_research(instance, research_id, spec, gates=None, selection=None, checks=True):
+    record_request(instance, research_id, seed=3, spec=spec)
+    resources = {"gates": QualityGatesResource(**(gates or OPEN_GATES))}
+    assets = [defs.resolve_assets_def(k) for k in
+              ("strategy_spec", "trained_model", "backtest_report", "assessment",
+               "lockbox_report")]
+    sel = selection or dg.AssetSelection.assets(*assets)
+    if not checks:
+        sel = sel.without_checks()
+    return dg.materialize(
+        assets, instance=instance, partition_key=research_id, selection=sel,
+        resources={**defs.resources, **resources},
+        raise_on_error=False, tags={"research/id": research_id},
+    )
+
+
+def check_outcome(result, check_name):
+    evals = [e.event_specific_data for e in result.all_events
+             if e.event_type_value == "ASSET_CHECK_EVALUATION"
+             and e.event_specific_data.check_name == check_name]
+    return [ev.passed for ev in evals]
+
+
+def test_research_passes_both_gates_and_completes(instance, small_spec):
+    result = run_research(instance, "r-pass", small_spec)
+    assert result.success
+    assert check_outcome(result, "training_gate") == [True]
+    assert check_outcome(result, "backtest_gate") == [True]
+    [status] = load_statuses(instance, ["r-pass"])
+    assert status.status == "completed"
+    assert status.phase == "done"
+    assert status.gates == {"training_gate": "passed", "backtest_gate": "passed"}
+    assert status.strategy == small_spec.name
+    assert set(status.backtest) == {"EURUSD/1h"}
+    assert set(status.lockbox) == {"EURUSD/1h"}
+    assert "Sharpe Ratio" in status.backtest["EURUSD/1h"]
+    assert status.verdict in ("promising", "neutral", "poor")
+
+
+def test_failing_training_gate_rejects_and_stops_downstream(instance, small_spec):
+    gates = {**OPEN_GATES, "min_accuracy": 0.99}
+    result = run_research(instance, "r-acc", small_spec, gates=gates)
+    assert not result.success
+    assert check_outcome(result, "training_gate") == [False]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"strategy_spec", "trained_model"}
+    [status] = load_statuses(instance, ["r-acc"])
+    assert status.status == "rejected"
+    assert status.reason == "accuracy_below_threshold"
+    assert status.gates == {"training_gate": "failed", "backtest_gate": None}
+    assert status.backtest is None and status.lockbox is None
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [({"min_win_rate": 0.99}, "win_rate_too_low"), ({"max_drawdown": 0.0}, "drawdown_too_high"),
+     ({"min_sharpe": 100.0}, "sharpe_too_low")],
+)
+def test_failing_backtest_gate_rejects_with_reason(instance, small_spec, override, reason):
+    result = run_research(instance, "r-bt", small_spec, gates={**OPEN_GATES, **override})
+    assert not result.success
+    assert check_outcome(result, "training_gate") == [True]
+    assert check_outcome(result, "backtest_gate") == [False]
+    [status] = load_statuses(instance, ["r-bt"])
+    assert (status.status, status.reason) == ("rejected", reason)
+    assert status.gates == {"training_gate": "passed", "backtest_gate": "failed"}
+    assert status.lockbox is None
+
+
+def test_launch_without_checks_cannot_get_past_a_gate(instance, small_spec):
+    gates = {**OPEN_GATES, "min_loss_decrease": 0.99}
+    result = run_research(instance, "r-nochk", small_spec, gates=gates, checks=False)
+    assert not result.success
+    assert check_outcome(result, "training_gate") == []  # the check itself was left out
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures and failures[0].step_key == "backtest_report"
+    assert "training_gate did not pass" in failures[0].step_failure_data.error.message
+    [status] = load_statuses(instance, ["r-nochk"])
+    assert (status.status, status.reason) == ("rejected", "insufficient_loss_decrease")
+
+
+def test_memory_remembers_rejections_and_never_holds_lockbox(instance, small_spec):
+    run_research(instance, "r-ok", small_spec)
+    run_research(instance, "r-no", small_spec, gates={**OPEN_GATES, "min_sharpe": 100.0})
+    memory = load_memory(instance)
+    by_id = {r.research_id: r for r in memory.records}
+    assert by_id["r-no"].rejection_reason == "sharpe_too_low"
+    assert by_id["r-no"].rejected_by == "backtest_gate"
+    assert by_id["r-ok"].status == "completed"
+    assert by_id["r-ok"].backtest  # backtest-period figures are visible
+    text = repr([r.to_prompt_dict() for r in memory.records]).lower()
+    assert "lockbox" not in text
+    # The designer's memory excludes the research being designed.
+    assert "r-ok" not in {r.research_id for r in load_memory(instance, exclude=["r-ok"]).records}
+
+
+def test_same_spec_same_seed_gives_same_metrics(instance, small_spec):
+    run_research(instance, "r-a", small_spec)
+    run_research(instance, "r-b", small_spec)
+    a, b = load_statuses(instance, ["r-a", "r-b"])
+    assert a.training == b.training
+    assert a.backtest == b.backtest
