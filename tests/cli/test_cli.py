@@ -1,0 +1,158 @@
+"""The `research` command as a user runs it: a real process, a real instance on disk."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from research_assets.core.spec import EXAMPLE_YAML
+
+REPO = Path(__file__).resolve().parents[2]
+STATUSES = {"queued", "running", "completed", "rejected", "failed", "cancelled"}
+GATE_VALUES = {"passed", "failed", None}
+
+
+def research(*args, home: Path | None, env: dict | None = None, timeout: int = 600):
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DAGSTER_HOME", None)
+    if home is not None:
+        full_env["DAGSTER_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
+        env=full_env, timeout=timeout, cwd=REPO,
+    )
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    path = tmp_path / "dagster_home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def small_spec_file(tmp_path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(EXAMPLE_YAML.replace("epochs: 40", "epochs: 6"))
+    return path
+
+
+def assert_contract(payload: dict) -> None:
+    assert set(payload) == {"researches"}
+    for r in payload["researches"]:
+        for key in ("id", "status", "phase", "reason", "strategy", "gates", "backtest",
+                    "lockbox"):
+            assert key in r, key
+        assert r["status"] in STATUSES
+        assert set(r["gates"]) == {"training_gate", "backtest_gate"}
+        assert set(r["gates"].values()) <= GATE_VALUES
+        for figures in (r["backtest"] or {}, r["lockbox"] or {}):
+            for key, stats in figures.items():
+                symbol, timeframe = key.split("/")
+                assert symbol and timeframe
+                assert "Sharpe Ratio" in stats and "# Trades" in stats
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["run", "--count", "0"], "must be at least 1"),
+     (["run", "--count", "two"], "must be a whole number"),
+     (["trigger", "--seed", "-3"], "must not be negative"),
+     (["explode"], "invalid choice")],
+)
+def test_bad_flags_exit_2_with_a_message(home, args, message):
+    result = research(*args, home=home)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dagster_home_is_a_clear_error(tmp_path):
+    result = research("status", home=tmp_path / "nope")
+    assert result.returncode == 1
+    assert "is not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_research_id(home):
+    result = research("status", "r-nope", home=home)
+    assert result.returncode == 1
+    assert "no research with id 'r-nope'" in result.stderr
+
+
+def test_bad_spec_names_the_field(home, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE_YAML.replace("period: 14", "period: 1"))
+    result = research("trigger", "--spec", str(bad), home=home)
+    assert result.returncode == 1
+    assert "indicators.rsi_14" in result.stderr and "outside [2, 200]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_market_data_names_file_and_row(home, tmp_path, small_spec_file):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "EURUSD_1h.csv").write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2020-01-01 00:00,1.0,1.1,0.9,1.05,10\n"
+        "2020-01-01 01:00,1.0,0.8,0.9,1.05,10\n"
+    )
+    result = research("run", "--count", "1", "--spec", str(small_spec_file), home=home,
+                      env={"MARKET_DATA_DIR": str(data)})
+    assert result.returncode == 1
+    assert "EURUSD_1h.csv" in result.stderr and "row 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_trigger_prints_an_id_and_status_shows_it_queued(home):
+    result = research("trigger", "--seed", "4", home=home)
+    assert result.returncode == 0, result.stderr
+    research_id = result.stdout.strip()
+    assert research_id.startswith("r-")
+    status = research("status", research_id, "--json", home=home)
+    payload = last_json(status.stdout)
+    assert_contract(payload)
+    assert payload["researches"][0]["status"] == "queued"
+    assert payload["researches"][0]["phase"] == "designing"
+
+
+@pytest.mark.slow
+def test_run_json_contract(home):
+    result = research("run", "--count", "2", "--seed", "3", "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = last_json(result.stdout)
+    assert_contract(payload)
+    assert len(payload["researches"]) == 2
+    assert all(r["status"] in ("completed", "rejected") for r in payload["researches"])
+    # status reads the same records back later.
+    again = last_json(research("status", "--json", home=home).stdout)
+    assert [r["id"] for r in again["researches"]] == [r["id"] for r in payload["researches"]]
+
+
+@pytest.mark.slow
+def test_trigger_then_dagster_asset_materialize(home, small_spec_file):
+    research_id = research("trigger", "--spec", str(small_spec_file), home=home).stdout.strip()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+         "research_assets.definitions", "--select", "strategy_spec+", "--partition",
+         research_id],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )
+    payload = last_json(research("status", research_id, "--json", home=home).stdout)
+    [r] = payload["researches"]
+    assert r["strategy"] == "rsi_trend_eurusd"
+    if r["status"] == "rejected":
+        # A failing gate halts the run: nothing after the gate was materialized.
+        assert done.returncode != 0
+        assert r["reason"] and "failed" in r["gates"].values()
+        assert r["lockbox"] is None
+    else:
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert r["status"] == "completed" and r["lockbox"]
