@@ -1,0 +1,79 @@
+"""ClaudeAssessor against the fake Messages API."""
+
+import math
+
+import pytest
+
+from research_assets.core.assessor import Assessment
+from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
+from research_assets.llm.assessor import ClaudeAssessor
+from research_assets.llm.errors import LLM_GAVE_UP, LLMError
+from tests.llm.fake_anthropic import FakeAnthropic, message, tool_use
+
+SPEC = StrategySpec.from_yaml(EXAMPLE_YAML)
+TRAINING = {"test_accuracy": 0.53, "test_loss": 0.7, "loss_decrease": 0.4, "f1": math.nan}
+SUMMARY = {
+    "Return [%]": 25.0, "Buy & Hold Return [%]": 10.0, "Sharpe Ratio": 1.5,
+    "Max. Drawdown [%]": -12.0, "Win Rate [%]": 52.0, "# Trades": 80,
+}
+BY_DATASET = {"EURUSD/1h": SUMMARY}
+GOOD = {
+    "verdict": "promising",
+    "summary": "Sharpe 1.50 with 80 trades and a 12% drawdown; return 25% vs 10% buy & hold.",
+    "strengths": ["Return 25.0% beats buy & hold 10.0% by 15 points."],
+    "weaknesses": ["Win rate 52% leaves little margin over costs."],
+    "suggestions": ["Add an ATR input (period 14) to stand aside in volatile hours."],
+    "hypotheses": ["A 48-bar zigzag lookahead keeps the edge with fewer trades."],
+}
+
+
+def assess(settings):
+    return ClaudeAssessor(settings).assess(SPEC, TRAINING, SUMMARY, BY_DATASET)
+
+
+def test_assessment_happy_path(fake: FakeAnthropic, settings):
+    fake.push(message(tool_use("save_assessment", GOOD), input_tokens=3000, output_tokens=400))
+    assessment, usage = assess(settings)
+    assert assessment == Assessment(**GOOD)
+    assert usage["turns"] == 1 and usage["input_tokens"] == 3000
+    assert usage["model"] == "claude-haiku-5-5" and usage["cost_usd"] > 0
+    body = fake.requests[0]
+    assert [t["name"] for t in body["tools"]] == ["save_assessment"]
+    assert "verdict" in body["tools"][0]["input_schema"]["properties"]
+    prompt = body["messages"][0]["content"]
+    assert "rsi_trend_eurusd" in prompt and "EURUSD/1h" in prompt
+    assert '"f1":null' in prompt  # NaN is not sent as invalid JSON
+    assert "rule-based assessor's verdict, for reference: promising" in prompt
+    assert "promising: Sharpe above 1" in body["system"][0]["text"]
+    assert b"lockbox" not in fake.raw[0].lower()
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ({**GOOD, "verdict": "great"}, "verdict"),
+        ({**GOOD, "lockbox_sharpe": 2.0}, "lockbox_sharpe"),
+        ({**GOOD, "strengths": ["x" * 400]}, "strengths.0"),
+        ({**GOOD, "suggestions": ["a"] * 9}, "suggestions"),
+        ({k: v for k, v in GOOD.items() if k != "summary"}, "summary"),
+        ("promising", "must be a JSON object"),
+    ],
+)
+def test_invalid_assessment_is_corrected(fake: FakeAnthropic, settings, bad, expected):
+    fake.push(message(tool_use("save_assessment", bad, "s1")),
+              message(tool_use("save_assessment", GOOD, "s2")))
+    assessment, usage = assess(settings)
+    assert assessment.verdict == "promising"
+    assert usage["turns"] == 2
+    result = fake.tool_results(1)[0]
+    assert result["tool_use_id"] == "s1" and result["is_error"] is True
+    assert expected in result["content"]
+
+
+def test_assessor_gives_up_at_the_turn_limit(fake: FakeAnthropic, settings):
+    from dataclasses import replace
+
+    fake.push(*[message(tool_use("save_assessment", {"verdict": "meh"}))] * 2)
+    with pytest.raises(LLMError) as e:
+        ClaudeAssessor(replace(settings, max_turns=2)).assess(SPEC, TRAINING, SUMMARY, BY_DATASET)
+    assert e.value.reason == LLM_GAVE_UP and e.value.usage["turns"] == 2
