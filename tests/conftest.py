@@ -20,7 +20,10 @@ def instance(tmp_path):
 
 @pytest.fixture
 def small_spec() -> StrategySpec:
-    """The example spec, trimmed so that a whole research runs in a few seconds."""
+    """The example spec, trimmed so that a whole research runs in a few seconds: two-class
+    labels (which trade) and FX-sized costs."""
     data = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
     data["training"]["epochs"] = 8
+    data["training"]["labels"] = {"source": "forward_return", "horizon": 12, "threshold": 0.0}
+    data["backtest"] = {"commission": 0.0001, "slippage": 0.00005}
     return StrategySpec.from_dict(data)

@@ -10,7 +10,8 @@ import dagster as dg
 
 from research_assets.core import pipeline
 from research_assets.core.assessor import assess
-from research_assets.core.designer import DesignRequest
+from research_assets.core.data import load_bars
+from research_assets.core.designer import Design, DesignRequest
 from research_assets.core.errors import ResearchError
 from research_assets.core.gates import GateResult, evaluate_backtest_gate, evaluate_training_gate
 from research_assets.core.metrics import json_safe
@@ -45,8 +46,6 @@ def _user_failure(e: ResearchError) -> dg.Failure:
 @dg.asset(group_name="data", kinds={"parquet"})
 def market_data(datasets: MarketDataResource) -> dg.MaterializeResult:
     """The OHLCV datasets available to strategies, each loaded and validated."""
-    from research_assets.core.data import load_bars
-
     try:
         found = datasets.datasets()
         for info in found:
@@ -77,10 +76,13 @@ def strategy_spec(
     request = read_request(context.instance, research_id)
     memory = load_memory(context.instance, exclude=[research_id])
     try:
-        design = designer.get_designer().design(
-            DesignRequest(research_id, request.seed, request.brief), memory,
-            datasets.datasets(),
-        )
+        if request.spec is not None:
+            design = Design(request.spec, "Given by the user (--spec).", "user", {})
+        else:
+            design = designer.get_designer().design(
+                DesignRequest(research_id, request.seed, request.brief), memory,
+                datasets.datasets(),
+            )
     except ResearchError as e:
         raise _user_failure(e) from e
     spec = design.spec

@@ -10,14 +10,12 @@ from research_assets.defs.assets import (
     strategy_spec,
     trained_model,
 )
-from research_assets.defs.partitions import research_partitions
 
 RESEARCH_ASSETS = [strategy_spec, trained_model, backtest_report, assessment, lockbox_report]
 
 research_job = dg.define_asset_job(
     "research_job",
     selection=dg.AssetSelection.assets(*RESEARCH_ASSETS),
-    partitions_def=research_partitions,
     description="One research: design, train [training_gate], backtest [backtest_gate], assess, "
     "lockbox. Partitioned by research id.",
 )

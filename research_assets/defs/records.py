@@ -62,20 +62,25 @@ class ResearchRequest:
     seed: int
     brief: str | None
     requested_at: float
+    # A spec given by the user (``--spec FILE``) is researched as is, instead of being designed.
+    spec: StrategySpec | None = None
 
 
 def record_request(
     instance: dg.DagsterInstance, research_id: str, *, seed: int | None = None,
-    brief: str | None = None,
+    brief: str | None = None, spec: StrategySpec | None = None,
 ) -> ResearchRequest:
     """Add the research's partition and record what it asks for, in the instance's event log."""
     instance.add_dynamic_partitions(research_partitions.name, [research_id])
     request = ResearchRequest(
-        research_id, default_seed(research_id) if seed is None else seed, brief, time.time()
+        research_id, default_seed(research_id) if seed is None else seed, brief, time.time(),
+        spec,
     )
     metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at}
     if brief:
         metadata["brief"] = brief
+    if spec is not None:
+        metadata["spec"] = dg.MetadataValue.json(spec.to_dict())
     instance.report_runless_asset_event(
         dg.AssetObservation(asset_key="strategy_spec", partition=research_id, metadata=metadata)
     )
@@ -94,6 +99,7 @@ def read_requests(
         out[pk] = ResearchRequest(
             pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
             float(md.get("requested_at", rec.timestamp)),
+            StrategySpec.from_dict(md["spec"]) if md.get("spec") else None,
         )
     return out
 

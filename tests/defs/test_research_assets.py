@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from research_assets.definitions import defs
+from research_assets.defs.jobs import RESEARCH_ASSETS
 from research_assets.defs.records import load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
 
@@ -16,9 +17,7 @@ OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
 def run_research(instance, research_id, spec, gates=None, selection=None, checks=True):
     record_request(instance, research_id, seed=3, spec=spec)
     resources = {"gates": QualityGatesResource(**(gates or OPEN_GATES))}
-    assets = [defs.resolve_assets_def(k) for k in
-              ("strategy_spec", "trained_model", "backtest_report", "assessment",
-               "lockbox_report")]
+    assets = RESEARCH_ASSETS
     sel = selection or dg.AssetSelection.assets(*assets)
     if not checks:
         sel = sel.without_checks()
@@ -82,15 +81,28 @@ def test_failing_backtest_gate_rejects_with_reason(instance, small_spec, overrid
     assert status.lockbox is None
 
 
-def test_launch_without_checks_cannot_get_past_a_gate(instance, small_spec):
-    gates = {**OPEN_GATES, "min_loss_decrease": 0.99}
-    result = run_research(instance, "r-nochk", small_spec, gates=gates, checks=False)
-    assert not result.success
-    assert check_outcome(result, "training_gate") == []  # the check itself was left out
-    failures = [e for e in result.all_events if e.is_step_failure]
-    assert failures and failures[0].step_key == "backtest_report"
-    assert "training_gate did not pass" in failures[0].step_failure_data.error.message
-    [status] = load_statuses(instance, ["r-nochk"])
+def test_checks_cannot_be_deselected_from_a_gated_asset(instance, small_spec):
+    # Inline check specs make the gate part of the asset: Dagster refuses a launch without it.
+    with pytest.raises(dg.DagsterInvalidDefinitionError) as raised:
+        run_research(instance, "r-nochk", small_spec, checks=False)
+    assert "does not support subsetting" in str(raised.value.__cause__)
+
+
+def test_later_launch_of_downstream_cannot_get_past_a_failed_gate(instance, small_spec):
+    first = run_research(instance, "r-later", small_spec,
+                         gates={**OPEN_GATES, "min_loss_decrease": 0.99})
+    assert check_outcome(first, "training_gate") == [False]
+    # A blocking check only blocks inside its own run; a second run of what lies downstream
+    # must still refuse, because the gate's recorded outcome says no.
+    downstream = dg.AssetSelection.assets("backtest_report", "assessment", "lockbox_report")
+    second = run_research(instance, "r-later", small_spec, selection=downstream)
+    assert not second.success
+    failures = [e for e in second.all_events if e.is_step_failure]
+    assert [f.step_key for f in failures] == ["backtest_report"]
+    message = failures[0].step_failure_data.error.message
+    assert "training_gate did not pass" in message and "insufficient_loss_decrease" in message
+    assert second.get_asset_materialization_events() == []
+    [status] = load_statuses(instance, ["r-later"])
     assert (status.status, status.reason) == ("rejected", "insufficient_loss_decrease")
 
 
