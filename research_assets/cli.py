@@ -57,12 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative_int, default=None,
                      help="seed of the first research; the next ones use seed+1, seed+2, ...")
     run.add_argument("--brief", default=None, help="a research brief passed to the designer")
+    run.add_argument("--spec", default=None, metavar="FILE",
+                     help="research this strategy spec (YAML) instead of designing one")
     run.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     run.set_defaults(func=cmd_run)
 
     trigger = sub.add_parser("trigger", help="add a research partition and print its id")
     trigger.add_argument("--brief", default=None, help="a research brief passed to the designer")
     trigger.add_argument("--seed", type=_non_negative_int, default=None, help="designer seed")
+    trigger.add_argument("--spec", default=None, metavar="FILE",
+                         help="research this strategy spec (YAML) instead of designing one")
     trigger.add_argument("--json", action="store_true", help="print one JSON object")
     trigger.set_defaults(func=cmd_trigger)
 
@@ -96,8 +100,11 @@ def _non_negative_int(text: str) -> int:
 def cmd_trigger(args: argparse.Namespace) -> int:
     from research_assets.defs.records import new_research_id, record_request
 
+    spec = _read_spec(args.spec)
     instance = _instance()
-    request = record_request(instance, new_research_id(), seed=args.seed, brief=args.brief)
+    request = record_request(
+        instance, new_research_id(), seed=args.seed, brief=args.brief, spec=spec
+    )
     if args.json:
         _emit_json({"triggered": True, "id": request.research_id, "seed": request.seed})
     else:
@@ -108,6 +115,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from research_assets.defs.records import load_statuses, new_research_id, record_request
 
+    spec = _read_spec(args.spec)
     instance = _instance()
     defs = _definitions()
     _log(f"market data: validating datasets in {_data_dir_label()}")
@@ -120,7 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     ids = []
     for i in range(args.count):
         seed = None if args.seed is None else args.seed + i
-        request = record_request(instance, new_research_id(), seed=seed, brief=args.brief)
+        request = record_request(
+            instance, new_research_id(), seed=seed, brief=args.brief, spec=spec
+        )
         ids.append(request.research_id)
         started = time.monotonic()
         _log(f"[{i + 1}/{args.count}] {request.research_id}: running (seed {request.seed})")
@@ -220,7 +230,8 @@ def _log(message: str) -> None:
 
 # -- Dagster plumbing ------------------------------------------------------------------------
 
-_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Outcomes are summarised by the CLI; full logs stay in the instance and the UI.
+_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _instance():
@@ -252,6 +263,14 @@ def _definitions():
     from research_assets.definitions import defs
 
     return defs
+
+
+def _read_spec(path: str | None):
+    if path is None:
+        return None
+    from research_assets.core.spec import StrategySpec
+
+    return StrategySpec.from_file(path)
 
 
 def _research_tags(research_id: str) -> dict[str, str]:
