@@ -21,10 +21,20 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+# A trigger that is refused: each reason has its own exit code.
+EXIT_BUDGET_EXHAUSTED = 3
 
 
 class CliError(Exception):
     """A problem the user can fix; the message says how."""
+
+
+class Refused(Exception):
+    """A trigger that is refused for a reason the system reports (e.g. ``budget_exhausted``)."""
+
+    def __init__(self, reason: str, message: str, exit_code: int, **details: Any):
+        super().__init__(message)
+        self.reason, self.exit_code, self.details = reason, exit_code, details
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,11 +107,35 @@ def _non_negative_int(text: str) -> int:
 # -- commands --------------------------------------------------------------------------------
 
 
+def _admit(instance: Any) -> None:
+    """Refuse a new research when today's LLM budget is spent (checked at trigger only:
+    researches already running finish)."""
+    from research_assets.core.budget import check_budget, daily_budget_usd
+    from research_assets.defs.records import spent_today_usd
+
+    check = check_budget(spent_today_usd(instance), daily_budget_usd())
+    if not check.allowed:
+        raise Refused(check.reason or "budget_exhausted", check.message(), EXIT_BUDGET_EXHAUSTED,
+                      spent_usd=round(check.spent, 6), budget_usd=check.budget)
+
+
+def _refusal(args: argparse.Namespace, refused: Refused) -> int:
+    if getattr(args, "json", False):
+        _emit_json({"triggered": False, "reason": refused.reason, "message": str(refused),
+                    **refused.details})
+    sys.stderr.write(f"research: refused ({refused.reason}): {refused}\n")
+    return refused.exit_code
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from research_assets.defs.records import new_research_id, record_request
 
     spec = _read_spec(args.spec)
     instance = _instance()
+    try:
+        _admit(instance)
+    except Refused as refused:
+        return _refusal(args, refused)
     request = record_request(
         instance, new_research_id(), seed=args.seed, brief=args.brief, spec=spec
     )
@@ -126,8 +160,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(_first_failure(result) or "market data did not validate")
     job = defs.resolve_job_def("research_job")
     ids = []
+    refused: Refused | None = None
     for i in range(args.count):
         seed = None if args.seed is None else args.seed + i
+        try:
+            _admit(instance)
+        except Refused as r:
+            refused = r
+            _log(f"[{i + 1}/{args.count}] not started: {r.reason}: {r}")
+            break
         request = record_request(
             instance, new_research_id(), seed=seed, brief=args.brief, spec=spec
         )
@@ -144,10 +185,13 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"{time.monotonic() - started:.1f} s")
     statuses = load_statuses(instance, ids)
     if args.json:
-        _emit_json({"researches": [s.to_json() for s in statuses]})
+        payload: dict[str, Any] = {"researches": [s.to_json() for s in statuses]}
+        if refused is not None:
+            payload["refused"] = {"reason": refused.reason, "message": str(refused)}
+        _emit_json(payload)
     else:
         sys.stdout.write(leaderboard(statuses))
-    return EXIT_OK
+    return refused.exit_code if refused is not None else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -184,7 +228,7 @@ def leaderboard(statuses: Sequence[Any]) -> str:
 
     ranked = sorted(statuses, key=lambda s: (s.status != "completed", -sharpe(s), s.created_at))
     header = ["#", "research", "status", "strategy", "sharpe", "return%", "maxdd%", "win%",
-              "trades", "lockbox sharpe", "lockbox ret%", "reason"]
+              "trades", "lockbox sharpe", "lockbox ret%", "cost $", "reason"]
     rows = []
     for rank, s in enumerate(ranked, 1):
         b = s.backtest_summary
@@ -194,7 +238,7 @@ def leaderboard(statuses: Sequence[Any]) -> str:
             _fmt(b.get("Sharpe Ratio")), _fmt(b.get("Return [%]")),
             _fmt(b.get("Max. Drawdown [%]")), _fmt(b.get("Win Rate [%]")),
             _fmt(b.get("# Trades"), 0), _fmt(lock.get("Sharpe Ratio")),
-            _fmt(lock.get("Return [%]")), s.reason or "",
+            _fmt(lock.get("Return [%]")), f"{s.cost_usd:.4f}", s.reason or "",
         ])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()

@@ -14,7 +14,9 @@ def env_float(name: str, default: float, env: Mapping[str, str] | None = None) -
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number such as {default}") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not a number; set it to a number such as {default}"
+        ) from None
 
 
 def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:

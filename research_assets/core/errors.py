@@ -11,7 +11,7 @@ class ResearchError(Exception):
 
 
 class DataError(ResearchError):
-    """Market data is missing, malformed or inconsistent (names the file, the row and the problem)."""
+    """Market data is missing, malformed or inconsistent (names the file, row and problem)."""
 
 
 class SpecError(ResearchError):

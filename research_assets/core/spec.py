@@ -163,7 +163,8 @@ class Membership(_Strict):
 
 
 class FuzzySet(BaseModel):
-    """``{indicator: rsi_14, low: {...}, high: {...}}``: an indicator output and named memberships."""
+    """``{indicator: rsi_14, low: {...}, high: {...}}``: an indicator output and its named
+    memberships."""
 
     model_config = ConfigDict(frozen=True)
     indicator: str

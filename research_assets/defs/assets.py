@@ -19,7 +19,12 @@ from research_assets.core.plots import equity_curve_png, png_markdown
 from research_assets.core.spec import StrategySpec
 from research_assets.core.training import TrainedModel
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.records import latest_metadata, load_memory, read_request
+from research_assets.defs.records import (
+    latest_metadata,
+    load_memory,
+    read_request,
+    usage_metadata,
+)
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -27,6 +32,7 @@ from research_assets.defs.resources import (
     TrainingResource,
 )
 from research_assets.defs.tags import GATE_PASSED, GATE_REASON
+from research_assets.llm.errors import LLMConfigError, LLMError
 
 TRAINING_GATE = dg.AssetCheckSpec(
     "training_gate", asset="trained_model", blocking=True,
@@ -41,6 +47,22 @@ BACKTEST_GATE = dg.AssetCheckSpec(
 def _user_failure(e: ResearchError) -> dg.Failure:
     # A user-caused problem: show the message, do not retry (it would fail the same way).
     return dg.Failure(description=str(e), allow_retries=False)
+
+
+def _llm_failure(context: dg.AssetExecutionContext, e: ResearchError) -> dg.Failure:
+    """A design or assessment that produced nothing usable. Tokens already billed are recorded
+    (they count against the daily budget), and only an unavailable service is worth a retry."""
+    usage = getattr(e, "usage", None)
+    if usage:
+        context.instance.report_runless_asset_event(dg.AssetObservation(
+            asset_key=context.asset_key, partition=context.partition_key,
+            metadata={**usage_metadata(usage), "failed": True},
+        ))
+    reason = getattr(e, "reason", None) or "llm_config_error"
+    return dg.Failure(
+        description=f"{reason}: {e}", metadata={"reason": reason},
+        allow_retries=reason == "llm_unavailable",
+    )
 
 
 @dg.asset(group_name="data", kinds={"parquet"})
@@ -83,6 +105,8 @@ def strategy_spec(
                 DesignRequest(research_id, request.seed, request.brief), memory,
                 datasets.datasets(),
             )
+    except (LLMError, LLMConfigError) as e:
+        raise _llm_failure(context, e) from e
     except ResearchError as e:
         raise _user_failure(e) from e
     spec = design.spec
@@ -98,8 +122,7 @@ def strategy_spec(
     }
     if request.brief:
         metadata["brief"] = request.brief
-    for key, value in (design.usage or {}).items():
-        metadata[f"usage/{key}"] = value
+    metadata.update(usage_metadata(design.usage))
     return dg.Output(spec, metadata=metadata)
 
 
@@ -158,14 +181,20 @@ def backtest_report(
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
 def assessment(
     context: dg.AssetExecutionContext, strategy_spec: StrategySpec, trained_model: TrainedModel,
-    backtest_report: pipeline.BacktestReport,
+    backtest_report: pipeline.BacktestReport, designer: DesignerResource,
 ) -> dg.Output[Any]:
     """What this research shows, and what to try next: read by later designs."""
     _require_gate(context, "backtest_report", "backtest_gate")
-    result = assess(
-        strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
-        backtest_report.stats,
-    )
+    args = (strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
+            backtest_report.stats)
+    try:
+        claude = designer.get_assessor()
+        if claude is None:
+            result, usage, assessor = assess(*args), {}, "rule-based"
+        else:
+            (result, usage), assessor = claude.assess(*args), "claude"
+    except (LLMError, LLMConfigError) as e:
+        raise _llm_failure(context, e) from e
     bullets = "\n".join(
         f"**{title}**\n" + "\n".join(f"- {item}" for item in items)
         for title, items in (("Strengths", result.strengths), ("Weaknesses", result.weaknesses),
@@ -177,7 +206,8 @@ def assessment(
         "summary": dg.MetadataValue.md(f"{result.summary}\n\n{bullets}"),
         "suggestions": dg.MetadataValue.json(list(result.suggestions)),
         "assessment": dg.MetadataValue.json(result.model_dump()),
-        "assessor": "rule-based",
+        "assessor": assessor,
+        **usage_metadata(usage),
     })
 
 

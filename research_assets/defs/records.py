@@ -9,7 +9,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.event_api import AssetRecordsFilter
 
+from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
 from research_assets.defs.partitions import research_partitions
@@ -56,6 +57,41 @@ def default_seed(research_id: str) -> int:
     return int(hashlib.sha256(research_id.encode()).hexdigest()[:8], 16)
 
 
+USAGE_PREFIX = "usage/"
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+              "cache_read_input_tokens")
+# Assets whose metadata carries LLM usage (design and assessment).
+_USAGE_ASSETS = ("strategy_spec", "assessment")
+
+
+def usage_metadata(usage: dict[str, Any] | None) -> dict[str, Any]:
+    """A usage dict as flat ``usage/<key>`` metadata (numbers and the model name)."""
+    return {f"{USAGE_PREFIX}{k}": v for k, v in (usage or {}).items()
+            if isinstance(v, int | float | str) and not isinstance(v, bool)}
+
+
+def _usage_of(md: dict[str, Any] | None) -> dict[str, float]:
+    out = {k: 0.0 for k in (*TOKEN_KEYS, "cost_usd")}
+    for key in out:
+        value = (md or {}).get(USAGE_PREFIX + key)
+        if isinstance(value, int | float):
+            out[key] += float(value)
+    return out
+
+
+def spent_today_usd(instance: dg.DagsterInstance, now: float | None = None) -> float:
+    """Dollars spent on LLM calls since 00:00 UTC, from usage metadata in the event log
+    (successful designs and assessments, and the billed turns of failed ones)."""
+    now = time.time() if now is None else now
+    since = now - 86_400  # a superset of today; spent_today keeps the UTC day
+    costs = (
+        (rec.timestamp, _usage_of(_metadata_of(rec))["cost_usd"])
+        for asset in _USAGE_ASSETS for observations in (False, True)
+        for rec in _fetch_all(instance, asset, None, observations, after=since)
+    )
+    return spent_today(costs, now)
+
+
 @dataclass(frozen=True)
 class ResearchRequest:
     research_id: str
@@ -93,8 +129,10 @@ def read_requests(
     """The recorded request of each research; a partition added in the UI has none, and gets a
     default seed."""
     out: dict[str, ResearchRequest] = {}
-    for rec in _fetch_latest(instance, "strategy_spec", research_ids, observations=True).values():
-        md = _plain(rec.asset_observation.metadata)  # type: ignore[union-attr]
+    latest = _fetch_latest(instance, "strategy_spec", research_ids, observations=True,
+                           where=lambda md: "requested_at" in md)
+    for rec in latest.values():
+        md = _metadata_of(rec)
         pk = rec.partition_key or ""
         out[pk] = ResearchRequest(
             pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
@@ -128,6 +166,8 @@ class ResearchStatus:
     worker: str | None = None
     designer: str | None = None
     verdict: str | None = None
+    tokens: dict[str, int] = field(default_factory=lambda: {k: 0 for k in TOKEN_KEYS})
+    cost_usd: float = 0.0
     # Only for building memory; never printed.
     spec: StrategySpec | None = None
     brief: str | None = None
@@ -141,6 +181,7 @@ class ResearchStatus:
             "strategy": self.strategy, "gates": dict(self.gates), "backtest": self.backtest,
             "lockbox": self.lockbox, "created_at": self.created_at, "run_id": self.run_id,
             "worker": self.worker, "designer": self.designer, "verdict": self.verdict,
+            "tokens": dict(self.tokens), "cost_usd": round(self.cost_usd, 6),
         }
 
     def to_memory_record(self) -> ResearchRecord:
@@ -176,6 +217,13 @@ def load_statuses(
         _derive(pk, requests.get(pk), {a: latest[a].get(pk) for a in ASSETS}, runs.get(pk))
         for pk in ids
     ]
+    by_id = {s.id: s for s in out}
+    for asset in _USAGE_ASSETS:
+        # Turns billed by designs and assessments that failed are observations of the asset.
+        for rec in _fetch_all(instance, asset, ids, observations=True):
+            md = _metadata_of(rec)
+            if md.get("failed") and rec.partition_key in by_id:
+                _add_usage(by_id[rec.partition_key], md)
     for status in out:
         if status.status == "failed" and status.reason is None and status.run_id:
             status.reason = _failure_reason(instance, status.run_id)
@@ -193,16 +241,23 @@ def load_memory(instance: dg.DagsterInstance, exclude: Iterable[str] = ()) -> Re
 def latest_metadata(instance: dg.DagsterInstance, asset: str, research_id: str) -> dict[str, Any]:
     """The plain metadata of an asset's latest materialization for one research ({} if none)."""
     rec = _fetch_latest(instance, asset, [research_id]).get(research_id)
-    return _plain(rec.asset_materialization.metadata) if rec else {}  # type: ignore[union-attr]
+    return _metadata_of(rec) if rec else {}
 
 
 # -- derivation ------------------------------------------------------------------------------
 
 
+def _add_usage(status: ResearchStatus, md: dict[str, Any] | None) -> None:
+    usage = _usage_of(md)
+    for key in TOKEN_KEYS:
+        status.tokens[key] += int(usage[key])
+    status.cost_usd += usage["cost_usd"]
+
+
 def _derive(
     pk: str, request: ResearchRequest | None, records: dict[str, Any], run: Any
 ) -> ResearchStatus:
-    md = {a: _plain(r.asset_materialization.metadata) if r else None for a, r in records.items()}
+    md = {a: _metadata_of(r) if r else None for a, r in records.items()}
     reached = None
     for asset in ASSETS:
         if md[asset] is not None:
@@ -234,6 +289,8 @@ def _derive(
         status.suggestions = tuple(md["assessment"].get("suggestions") or ())
     if md["lockbox_report"]:
         status.lockbox = md["lockbox_report"].get("stats")
+    for asset in _USAGE_ASSETS:
+        _add_usage(status, md[asset])
 
     rejected = False
     for asset, gate in _GATES.items():
@@ -269,34 +326,54 @@ def _derive(
 def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
     """The first line of the first step failure in the run's logs."""
     for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        error = event.dagster_event.event_specific_data.error  # type: ignore[union-attr]
-        if error is not None:
-            return error.message.strip().splitlines()[0][:300]
+        data = event.dagster_event.event_specific_data  # type: ignore[union-attr]
+        user = getattr(data, "user_failure_data", None)
+        reason = (user.metadata or {}).get("reason") if user is not None else None
+        if reason is not None:
+            return str(getattr(reason, "value", reason))
+        if data.error is not None:
+            return data.error.message.strip().splitlines()[0][:300]
     return "run_failed"
 
 
 # -- instance queries ----------------------------------------------------------------------------
 
 
-def _fetch_latest(
+def _fetch_all(
     instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
-    observations: bool = False,
-) -> dict[str, Any]:
-    """The newest materialization (or observation) per partition of ``asset``."""
+    observations: bool = False, after: float | None = None,
+) -> Iterator[Any]:
+    """Every materialization (or observation) of ``asset``, newest first."""
     fetch = instance.fetch_observations if observations else instance.fetch_materializations
     records_filter = AssetRecordsFilter(
-        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None
+        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None,
+        after_timestamp=after,
     )
-    out: dict[str, Any] = {}
     cursor = None
     while True:
         result = fetch(records_filter, limit=1000, cursor=cursor)
-        for rec in result.records:
-            if rec.partition_key and rec.partition_key not in out:
-                out[rec.partition_key] = rec
+        yield from result.records
         if not result.has_more:
-            return out
+            return
         cursor = result.cursor
+
+
+def _fetch_latest(
+    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
+    observations: bool = False, where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """The newest materialization (or observation) per partition of ``asset``."""
+    out: dict[str, Any] = {}
+    for rec in _fetch_all(instance, asset, ids, observations):
+        if rec.partition_key and rec.partition_key not in out:
+            if where is None or where(_metadata_of(rec)):
+                out[rec.partition_key] = rec
+    return out
+
+
+def _metadata_of(rec: Any) -> dict[str, Any]:
+    event = rec.asset_materialization or rec.asset_observation
+    return _plain(event.metadata if event else None)
 
 
 def _latest_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> dict[str, Any]:

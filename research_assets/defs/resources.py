@@ -3,6 +3,7 @@
 Each resource reads its environment defaults when a run uses it, not at import time.
 """
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,9 @@ import dagster as dg
 from research_assets.core.data import DatasetInfo, list_datasets, market_data_dir
 from research_assets.core.designer import Designer, OfflineDesigner
 from research_assets.core.gates import GateThresholds
+from research_assets.llm.assessor import ClaudeAssessor
+from research_assets.llm.config import ENV_DESIGNER, ENV_KEY, LLMSettings, choose_designer_kind
+from research_assets.llm.designer import ClaudeDesigner
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -28,12 +32,37 @@ class MarketDataResource(dg.ConfigurableResource):
 
 
 class DesignerResource(dg.ConfigurableResource):
-    """Chooses the designer of strategy specs."""
+    """Who designs strategies and writes assessments: Claude or the offline designer.
 
-    designer: str = "offline"
+    ``designer`` is ``auto`` (Claude when ``ANTHROPIC_API_KEY`` is set), ``claude`` or
+    ``offline``; unset, ``RESEARCH_DESIGNER`` decides. The key is read through ``dg.EnvVar`` when
+    a run needs it, so it is never part of run config, tags or the instance's storage.
+    """
+
+    designer: str | None = None
+    model: str | None = None
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[ENV_KEY] = dg.EnvVar(ENV_KEY).get_value("") or ""
+        if self.designer:
+            env[ENV_DESIGNER] = self.designer
+        if self.model:
+            env["RESEARCH_LLM_MODEL"] = self.model
+        return env
+
+    def kind(self) -> str:
+        return choose_designer_kind(self._env())
+
+    def settings(self) -> LLMSettings:
+        return LLMSettings.from_env(self._env())
 
     def get_designer(self) -> Designer:
-        return OfflineDesigner()
+        return ClaudeDesigner(self.settings()) if self.kind() == "claude" else OfflineDesigner()
+
+    def get_assessor(self) -> ClaudeAssessor | None:
+        """Claude's assessor, or None where the rule-based one applies."""
+        return ClaudeAssessor(self.settings()) if self.kind() == "claude" else None
 
 
 class QualityGatesResource(dg.ConfigurableResource):
