@@ -1,8 +1,11 @@
 """The ``research`` command: run researches, trigger one, and show where they stand.
 
-    research run --count 3 --seed 1        # three researches end to end, then a leaderboard
-    research trigger --brief "BTC trend"   # add a research; prints its id
-    research status [ID] [--json]
+    research run --count 3 --seed 1        # three researches through the run queue, then a
+                                           # leaderboard (starts a daemon if none is running)
+    research trigger --brief "BTC trend"   # add a research; the intake sensor launches it
+    research cancel ID                     # stop one research, queued or running
+    research status [ID] [--json]          # researches: phase, status, worker, age, gates, cost
+    research metrics [--json]              # outcomes, durations, queue, utilization, spend
 
 User errors print one line to stderr and exit 1; usage errors exit 2. With ``--json`` the last
 line of stdout is one JSON object.
@@ -22,7 +25,9 @@ from typing import Any
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 # A trigger that is refused: each reason has its own exit code.
-EXIT_BUDGET_EXHAUSTED = 3
+EXIT_BUDGET_EXHAUSTED, EXIT_AT_CAPACITY, EXIT_QUEUE_FULL = 3, 4, 5
+REFUSAL_EXIT_CODES = {"budget_exhausted": EXIT_BUDGET_EXHAUSTED,
+                      "at_capacity": EXIT_AT_CAPACITY, "queue_full": EXIT_QUEUE_FULL}
 
 
 class CliError(Exception):
@@ -69,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--brief", default=None, help="a research brief passed to the designer")
     run.add_argument("--spec", default=None, metavar="FILE",
                      help="research this strategy spec (YAML) instead of designing one")
+    run.add_argument("--worker", choices=["cpu", "gpu"], default="cpu",
+                     help="worker class of these researches (default cpu)")
+    run.add_argument("--timeout", type=_positive_int, default=None, metavar="SECONDS",
+                     help="give up waiting after this long (researches stay queued)")
     run.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     run.set_defaults(func=cmd_run)
 
@@ -77,13 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     trigger.add_argument("--seed", type=_non_negative_int, default=None, help="designer seed")
     trigger.add_argument("--spec", default=None, metavar="FILE",
                          help="research this strategy spec (YAML) instead of designing one")
+    trigger.add_argument("--worker", choices=["cpu", "gpu"], default="cpu",
+                         help="worker class whose run limit this research counts against")
     trigger.add_argument("--json", action="store_true", help="print one JSON object")
     trigger.set_defaults(func=cmd_trigger)
+
+    cancel = sub.add_parser("cancel", help="cancel a research: its queued or running run stops")
+    cancel.add_argument("id", help="a research id")
+    cancel.add_argument("--json", action="store_true", help="print one JSON object")
+    cancel.set_defaults(func=cmd_cancel)
 
     status = sub.add_parser("status", help="show researches (all, or one by id)")
     status.add_argument("id", nargs="?", default=None, help="a research id")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
+
+    metrics = sub.add_parser("metrics", help="outcomes, cycle times, queue, utilization, spend")
+    metrics.add_argument("--json", action="store_true", help="print one JSON object")
+    metrics.set_defaults(func=cmd_metrics)
     return parser
 
 
@@ -108,15 +128,15 @@ def _non_negative_int(text: str) -> int:
 
 
 def _admit(instance: Any) -> None:
-    """Refuse a new research when today's LLM budget is spent (checked at trigger only:
-    researches already running finish)."""
-    from research_assets.core.budget import check_budget, daily_budget_usd
-    from research_assets.defs.records import spent_today_usd
+    """Refuse a new research when today's LLM budget is spent, when researches in flight are
+    at capacity, or when the queue is full. Checked at trigger only: running ones finish."""
+    from research_assets.defs.capacity import admit
 
-    check = check_budget(spent_today_usd(instance), daily_budget_usd())
-    if not check.allowed:
-        raise Refused(check.reason or "budget_exhausted", check.message(), EXIT_BUDGET_EXHAUSTED,
-                      spent_usd=round(check.spent, 6), budget_usd=check.budget)
+    admission = admit(instance)
+    if not admission.allowed:
+        reason = admission.reason or "refused"
+        raise Refused(reason, admission.message, REFUSAL_EXIT_CODES.get(reason, EXIT_USER_ERROR),
+                      **(admission.details or {}))
 
 
 def _refusal(args: argparse.Namespace, refused: Refused) -> int:
@@ -137,7 +157,8 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     except Refused as refused:
         return _refusal(args, refused)
     request = record_request(
-        instance, new_research_id(), seed=args.seed, brief=args.brief, spec=spec
+        instance, new_research_id(), seed=args.seed, brief=args.brief, spec=spec,
+        worker=args.worker,
     )
     if args.json:
         _emit_json({"triggered": True, "id": request.research_id, "seed": request.seed})
@@ -147,43 +168,45 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from research_assets.defs.records import load_statuses, new_research_id, record_request
+    from research_assets.defs.records import new_research_id, record_request
+    from research_assets.local_daemon import LocalDaemon
 
     spec = _read_spec(args.spec)
     instance = _instance()
-    defs = _definitions()
-    _log(f"market data: validating datasets in {_data_dir_label()}")
-    result = defs.resolve_job_def("market_data_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_QUIET_RUN
-    )
-    if not result.success:
-        raise CliError(_first_failure(result) or "market data did not validate")
-    job = defs.resolve_job_def("research_job")
-    ids = []
+    _check_market_data(instance)
+    home = Path(os.environ["DAGSTER_HOME"])
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    ids: list[str] = []
     refused: Refused | None = None
-    for i in range(args.count):
-        seed = None if args.seed is None else args.seed + i
-        try:
-            _admit(instance)
-        except Refused as r:
-            refused = r
-            _log(f"[{i + 1}/{args.count}] not started: {r.reason}: {r}")
-            break
-        request = record_request(
-            instance, new_research_id(), seed=seed, brief=args.brief, spec=spec
-        )
-        ids.append(request.research_id)
-        started = time.monotonic()
-        _log(f"[{i + 1}/{args.count}] {request.research_id}: running (seed {request.seed})")
-        job.execute_in_process(
-            partition_key=request.research_id, instance=instance, raise_on_error=False,
-            run_config=_QUIET_RUN, tags=_research_tags(request.research_id),
-        )
-        status = load_statuses(instance, [request.research_id])[0]
-        outcome = status.status + (f" ({status.reason})" if status.reason else "")
-        _log(f"[{i + 1}/{args.count}] {request.research_id}: {outcome}, {status.strategy}, "
-             f"{time.monotonic() - started:.1f} s")
-    statuses = load_statuses(instance, ids)
+    with LocalDaemon(instance, home) as daemon:
+        _log("daemon: " + ("started for this run" if daemon.started_here else
+                           "using the one already running on this instance"))
+        watcher = _Watcher(instance, args.count)
+        for i in range(args.count):
+            seed = None if args.seed is None else args.seed + i
+            try:
+                _wait_for_admission(instance, daemon, watcher, deadline)
+            except Refused as r:
+                refused = r
+                _log(f"not started {args.count - i} of {args.count}: {r.reason}: {r}")
+                break
+            request = record_request(
+                instance, new_research_id(), seed=seed, brief=args.brief, spec=spec,
+                worker=args.worker,
+            )
+            ids.append(request.research_id)
+            watcher.add(request.research_id)
+            _log(f"[{i + 1}/{args.count}] {request.research_id}: triggered (seed {request.seed})")
+        while not watcher.all_final():
+            if deadline is not None and time.monotonic() > deadline:
+                raise CliError(
+                    f"gave up waiting after {args.timeout} s; the unfinished researches stay "
+                    "queued and run when a daemon runs (`make ui`); `research status` shows them"
+                )
+            daemon.check_alive()
+            time.sleep(1.0)
+            watcher.poll()
+    statuses = watcher.statuses()
     if args.json:
         payload: dict[str, Any] = {"researches": [s.to_json() for s in statuses]}
         if refused is not None:
@@ -192,6 +215,92 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(leaderboard(statuses))
     return refused.exit_code if refused is not None else EXIT_OK
+
+
+class _Watcher:
+    """Follows the researches of one `research run` and logs each as it ends."""
+
+    def __init__(self, instance: Any, total: int):
+        self.instance, self.total = instance, total
+        self.ids: list[str] = []
+        self.final: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
+
+    def add(self, research_id: str) -> None:
+        self.ids.append(research_id)
+        self.started[research_id] = time.monotonic()
+
+    def poll(self) -> None:
+        from research_assets.defs.records import load_statuses
+
+        pending = [i for i in self.ids if i not in self.final]
+        if not pending:
+            return
+        for status in load_statuses(self.instance, pending):
+            if status.status in ("completed", "rejected", "failed", "cancelled"):
+                self.final[status.id] = status
+                n = self.ids.index(status.id) + 1
+                outcome = status.status + (f" ({status.reason})" if status.reason else "")
+                took = time.monotonic() - self.started[status.id]
+                _log(f"[{n}/{self.total}] {status.id}: {outcome}, {status.strategy or '-'}, "
+                     f"{took:.1f} s")
+
+    def all_final(self) -> bool:
+        return all(i in self.final for i in self.ids)
+
+    def statuses(self) -> list[Any]:
+        return [self.final[i] for i in self.ids]
+
+
+def _wait_for_admission(instance: Any, daemon: Any, watcher: _Watcher,
+                        deadline: float | None) -> None:
+    """Trigger as soon as capacity allows; only a spent budget stops `research run`."""
+    while True:
+        try:
+            _admit(instance)
+            return
+        except Refused as r:
+            if r.reason == "budget_exhausted":
+                raise
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+        daemon.check_alive()
+        time.sleep(1.0)
+        watcher.poll()
+
+
+def _check_market_data(instance: Any) -> None:
+    """Validate every dataset once, before any research is triggered."""
+    _log(f"market data: validating datasets in {_data_dir_label()}")
+    result = _definitions().resolve_job_def("market_data_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_QUIET_RUN
+    )
+    if not result.success:
+        raise CliError(_first_failure(result) or "market data did not validate")
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from research_assets.defs.cancel import cancel_research
+
+    instance = _instance()
+    result = cancel_research(instance, args.id)
+    if args.json:
+        _emit_json(result.to_json())
+    else:
+        sys.stdout.write(f"{result.message}\n")
+    return EXIT_OK
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from research_assets.defs.metrics import compute_metrics, format_metrics
+
+    instance = _instance()
+    metrics = compute_metrics(instance)
+    if args.json:
+        _emit_json(metrics)
+    else:
+        sys.stdout.write(format_metrics(metrics))
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -212,11 +321,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif not statuses:
         sys.stdout.write("no researches yet; start one with `research run` or `research trigger`\n")
     else:
-        sys.stdout.write(leaderboard(statuses))
+        sys.stdout.write(status_table(statuses))
     return EXIT_OK
 
 
 # -- output ----------------------------------------------------------------------------------
+
+
+def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
+    """One line per research, newest last: where it is and how it went."""
+    now = time.time() if now is None else now
+    header = ["research", "status", "phase", "worker", "age", "strategy", "training",
+              "backtest", "sharpe", "cost $", "reason"]
+    rows = [[
+        s.id, s.status, s.phase, s.worker or "-", _age(now - s.created_at) if s.created_at
+        else "-", s.strategy or "-", s.gates["training_gate"] or "-",
+        s.gates["backtest_gate"] or "-", _fmt(s.backtest_summary.get("Sharpe Ratio")),
+        f"{s.cost_usd:.4f}", s.reason or "",
+    ] for s in statuses]
+    return _table(header, rows)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines) + "\n"
 
 
 def leaderboard(statuses: Sequence[Any]) -> str:
@@ -240,10 +380,7 @@ def leaderboard(statuses: Sequence[Any]) -> str:
             _fmt(b.get("# Trades"), 0), _fmt(lock.get("Sharpe Ratio")),
             _fmt(lock.get("Return [%]")), f"{s.cost_usd:.4f}", s.reason or "",
         ])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]
-    return "\n".join(lines) + "\n"
+    return _table(header, rows)
 
 
 def _lockbox_mean(lockbox: dict[str, dict[str, Any]] | None) -> dict[str, float]:
@@ -315,12 +452,6 @@ def _read_spec(path: str | None):
     from research_assets.core.spec import StrategySpec
 
     return StrategySpec.from_file(path)
-
-
-def _research_tags(research_id: str) -> dict[str, str]:
-    from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
-
-    return {RESEARCH_ID_TAG: research_id, WORKER_TAG: DEFAULT_WORKER}
 
 
 def _data_dir_label() -> str:

@@ -17,11 +17,13 @@ from research_assets.defs.resources import (
     QualityGatesResource,
     TrainingResource,
 )
+from research_assets.defs.sensors import research_autopilot, research_intake
 
 defs = dg.Definitions(
     assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
             lockbox_report],
     jobs=[research_job, market_data_job],
+    sensors=[research_intake, research_autopilot],
     resources={
         "datasets": MarketDataResource(),
         "designer": DesignerResource(),

@@ -10,6 +10,7 @@ from research_assets.defs.assets import (
     strategy_spec,
     trained_model,
 )
+from research_assets.defs.tags import DEFAULT_WORKER, WORKER_TAG
 
 RESEARCH_ASSETS = [strategy_spec, trained_model, backtest_report, assessment, lockbox_report]
 
@@ -18,6 +19,8 @@ research_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*RESEARCH_ASSETS),
     description="One research: design, train [training_gate], backtest [backtest_gate], assess, "
     "lockbox. Partitioned by research id.",
+    # A run launched from the UI counts against the cpu worker class unless tagged otherwise.
+    tags={WORKER_TAG: DEFAULT_WORKER},
 )
 
 market_data_job = dg.define_asset_job(

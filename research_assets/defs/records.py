@@ -21,7 +21,13 @@ from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.tags import GATE_PASSED, GATE_REASON, PARTITION_TAG, WORKER_TAG
+from research_assets.defs.tags import (
+    DEFAULT_WORKER,
+    GATE_PASSED,
+    GATE_REASON,
+    PARTITION_TAG,
+    WORKER_TAG,
+)
 
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 # The phase a research is in once the asset on the left has been materialized.
@@ -100,19 +106,25 @@ class ResearchRequest:
     requested_at: float
     # A spec given by the user (``--spec FILE``) is researched as is, instead of being designed.
     spec: StrategySpec | None = None
+    worker: str = DEFAULT_WORKER
+    launched_by: str | None = None  # "autopilot" when that sensor launches the run itself
 
 
 def record_request(
     instance: dg.DagsterInstance, research_id: str, *, seed: int | None = None,
-    brief: str | None = None, spec: StrategySpec | None = None,
+    brief: str | None = None, spec: StrategySpec | None = None, worker: str = DEFAULT_WORKER,
+    launched_by: str | None = None,
 ) -> ResearchRequest:
-    """Add the research's partition and record what it asks for, in the instance's event log."""
-    instance.add_dynamic_partitions(research_partitions.name, [research_id])
+    """Record what a research asks for, in the instance's event log, then add its partition
+    (in that order, so the intake sensor never sees a partition without its request)."""
     request = ResearchRequest(
         research_id, default_seed(research_id) if seed is None else seed, brief, time.time(),
-        spec,
+        spec, worker, launched_by,
     )
-    metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at}
+    metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at,
+                                "worker": worker}
+    if launched_by:
+        metadata["launched_by"] = launched_by
     if brief:
         metadata["brief"] = brief
     if spec is not None:
@@ -120,7 +132,35 @@ def record_request(
     instance.report_runless_asset_event(
         dg.AssetObservation(asset_key="strategy_spec", partition=research_id, metadata=metadata)
     )
+    instance.add_dynamic_partitions(research_partitions.name, [research_id])
     return request
+
+
+def record_cancel(instance: dg.DagsterInstance, research_id: str) -> None:
+    """Mark a research cancelled, so that no run is started for it later."""
+    instance.report_runless_asset_event(dg.AssetObservation(
+        asset_key="strategy_spec", partition=research_id,
+        metadata={"cancelled_at": time.time()},
+    ))
+
+
+def cancelled_ids(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(_fetch_latest(instance, "strategy_spec", ids, observations=True,
+                             where=lambda md: "cancelled_at" in md))
+
+
+def recent_request_ids(instance: dg.DagsterInstance, since: float) -> list[str]:
+    """Researches requested since ``since`` (a unix time)."""
+    return sorted({
+        rec.partition_key for rec in _fetch_all(instance, "strategy_spec", None, True, after=since)
+        if rec.partition_key and "requested_at" in _metadata_of(rec)
+    })
+
+
+def partitions_with_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
+    return set(_latest_runs(instance, ids)) if ids else set()
 
 
 def read_requests(
@@ -138,6 +178,7 @@ def read_requests(
             pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
             float(md.get("requested_at", rec.timestamp)),
             StrategySpec.from_dict(md["spec"]) if md.get("spec") else None,
+            str(md.get("worker") or DEFAULT_WORKER), md.get("launched_by"),
         )
     return out
 
@@ -224,9 +265,14 @@ def load_statuses(
             md = _metadata_of(rec)
             if md.get("failed") and rec.partition_key in by_id:
                 _add_usage(by_id[rec.partition_key], md)
+    cancelled = cancelled_ids(instance, [s.id for s in out if s.run_id is None])
     for status in out:
         if status.status == "failed" and status.reason is None and status.run_id:
             status.reason = _failure_reason(instance, status.run_id)
+        if status.run_id is None and status.id in cancelled:
+            status.status = "cancelled"
+        if status.worker is None and status.id in requests:
+            status.worker = requests[status.id].worker
     return sorted(out, key=lambda s: (s.created_at, s.id))
 
 

@@ -1,0 +1,47 @@
+"""Cancelling one research: its queued or running run stops; no other research is touched."""
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from research_assets.core.errors import ResearchError
+from research_assets.defs.capacity import ACTIVE_RUN_STATUSES
+from research_assets.defs.records import load_statuses, record_cancel, research_ids
+from research_assets.defs.tags import PARTITION_TAG
+
+
+@dataclass
+class CancelResult:
+    id: str
+    cancelled: bool
+    message: str
+    run_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "cancelled": self.cancelled, "message": self.message,
+                "runs": self.run_ids}
+
+
+def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelResult:
+    if research_id not in set(research_ids(instance)):
+        raise ResearchError(f"no research with id {research_id!r}; `research status` lists them")
+    [status] = load_statuses(instance, [research_id])
+    if status.status in ("completed", "rejected", "failed", "cancelled"):
+        return CancelResult(research_id, False,
+                            f"{research_id} has already ended ({status.status}); nothing to cancel")
+    # First the mark, so the intake sensor never launches it; then the runs in flight.
+    record_cancel(instance, research_id)
+    runs = instance.get_runs(dg.RunsFilter(
+        tags={PARTITION_TAG: research_id}, statuses=ACTIVE_RUN_STATUSES))
+    stopped = []
+    for run in runs:
+        # Queued: removed from the queue. Started: the run launcher terminates its process.
+        if instance.run_coordinator.cancel_run(run.run_id):
+            stopped.append(run.run_id)
+        else:
+            raise ResearchError(
+                f"could not stop run {run.run_id} of {research_id}: its process did not answer; "
+                "terminate it from the Dagster UI (Runs → Terminate)"
+            )
+    what = f"stopped run {', '.join(r[:8] for r in stopped)}" if stopped else "no run had started"
+    return CancelResult(research_id, True, f"{research_id} cancelled ({what})", stopped)

@@ -1,0 +1,113 @@
+"""``research metrics``: how the research fleet is doing, derived from the instance's records."""
+
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from research_assets.defs.capacity import (
+    POOLS,
+    WORKER_CLASSES,
+    current_load,
+    load_capacity,
+)
+from research_assets.defs.records import TOKEN_KEYS, load_statuses, spent_today_usd
+from research_assets.defs.tags import WORKER_TAG
+
+FINAL = ("completed", "rejected", "failed", "cancelled")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]); None for no values.
+
+    >>> percentile([1, 2, 3, 4], 50)
+    2.5
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    statuses = load_statuses(instance)
+    runs = instance.get_run_records(dg.RunsFilter(tags={WORKER_TAG: list(WORKER_CLASSES)}))
+    by_status = Counter(r.dagster_run.status for r in runs)
+    end_of_run = {r.dagster_run.run_id: r.end_time for r in runs}
+
+    cycles = [end_of_run[s.run_id] - s.created_at for s in statuses
+              if s.status in FINAL and s.run_id and end_of_run.get(s.run_id) and s.created_at]
+    latencies = [r.start_time - r.create_timestamp.timestamp() for r in runs if r.start_time]
+    capacity = load_capacity(instance)
+    load = current_load(instance, now)
+
+    running = Counter(r.dagster_run.tags.get(WORKER_TAG) for r in runs
+                      if r.dagster_run.status == dg.DagsterRunStatus.STARTED)
+    utilization: dict[str, float | None] = {}
+    for worker in WORKER_CLASSES:
+        limit = capacity.worker_limits.get(worker)
+        utilization[worker] = round(running[worker] / limit, 4) if limit else None
+    for pool in POOLS:
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        limit = capacity.pool_limits.get(pool)
+        utilization[f"pool:{pool}"] = round(len(info.claimed_slots) / limit, 4) if limit else None
+
+    today_start = now - (now % 86_400)
+    tokens = {k: 0 for k in TOKEN_KEYS}
+    for s in statuses:
+        if s.created_at >= today_start:
+            for k in TOKEN_KEYS:
+                tokens[k] += s.tokens.get(k, 0)
+    return {
+        "researches": {"total": len(statuses),
+                       "by_outcome": dict(Counter(s.status for s in statuses))},
+        "cycle_duration_s": {"p50": _r(percentile(cycles, 50)), "p95": _r(percentile(cycles, 95)),
+                             "count": len(cycles)},
+        "queue_depth": load.queue_depth,
+        "runs": {
+            "pending": by_status[dg.DagsterRunStatus.QUEUED]
+            + by_status[dg.DagsterRunStatus.NOT_STARTED],
+            "running": by_status[dg.DagsterRunStatus.STARTED]
+            + by_status[dg.DagsterRunStatus.STARTING],
+            "completed": by_status[dg.DagsterRunStatus.SUCCESS],
+            "failed": by_status[dg.DagsterRunStatus.FAILURE],
+            "cancelled": by_status[dg.DagsterRunStatus.CANCELED],
+        },
+        "queue_latency_s": {"avg": _r(sum(latencies) / len(latencies)) if latencies else None,
+                            "p95": _r(percentile(latencies, 95)), "count": len(latencies)},
+        "utilization": utilization,
+        "capacity": capacity.to_json(),
+        "today": {"tokens": tokens, "cost_usd": round(spent_today_usd(instance, now), 6)},
+    }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    def s(v: Any) -> str:
+        return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(m["researches"]["by_outcome"].items()))
+    util = ", ".join(f"{k} {s(v)}" for k, v in m["utilization"].items())
+    runs = ", ".join(f"{k} {v}" for k, v in m["runs"].items())
+    return "\n".join([
+        f"researches      {m['researches']['total']} ({outcomes or 'none'})",
+        f"cycle duration  p50 {s(m['cycle_duration_s']['p50'])} s, "
+        f"p95 {s(m['cycle_duration_s']['p95'])} s",
+        f"queue           depth {m['queue_depth']}, latency avg "
+        f"{s(m['queue_latency_s']['avg'])} s, p95 {s(m['queue_latency_s']['p95'])} s",
+        f"runs            {runs}",
+        f"utilization     {util}",
+        f"capacity        {m['capacity']['limit']} researches in flight "
+        f"(pools {m['capacity']['pool_limits']}, buffer {m['capacity']['buffer']})",
+        f"today           ${m['today']['cost_usd']:.4f}, "
+        f"{sum(m['today']['tokens'].values())} tokens",
+    ]) + "\n"
