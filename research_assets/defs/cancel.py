@@ -7,7 +7,7 @@ import dagster as dg
 from research_assets.core.errors import ResearchError
 from research_assets.defs.capacity import ACTIVE_RUN_STATUSES
 from research_assets.defs.records import load_statuses, record_cancel, research_ids
-from research_assets.defs.tags import PARTITION_TAG
+from research_assets.defs.tags import MAX_RETRIES_TAG, PARTITION_TAG
 
 
 @dataclass
@@ -35,6 +35,9 @@ def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelRes
         tags={PARTITION_TAG: research_id}, statuses=ACTIVE_RUN_STATUSES))
     stopped = []
     for run in runs:
+        # A run stopped while starting can end as a failure, and failures are retried: a
+        # cancelled research must never come back.
+        instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
         # Queued: removed from the queue. Started: the run launcher terminates its process.
         if instance.run_coordinator.cancel_run(run.run_id):
             stopped.append(run.run_id)

@@ -265,12 +265,15 @@ def load_statuses(
             md = _metadata_of(rec)
             if md.get("failed") and rec.partition_key in by_id:
                 _add_usage(by_id[rec.partition_key], md)
-    cancelled = cancelled_ids(instance, [s.id for s in out if s.run_id is None])
+    cancelled = cancelled_ids(
+        instance, [s.id for s in out if s.status not in ("completed", "rejected")]
+    )
     for status in out:
-        if status.status == "failed" and status.reason is None and status.run_id:
+        if status.id in cancelled:
+            # Cancelled by `research cancel`: its run may have ended failed while stopping.
+            status.status, status.reason = "cancelled", None
+        elif status.status == "failed" and status.reason is None and status.run_id:
             status.reason = _failure_reason(instance, status.run_id)
-        if status.run_id is None and status.id in cancelled:
-            status.status = "cancelled"
         if status.worker is None and status.id in requests:
             status.worker = requests[status.id].worker
     return sorted(out, key=lambda s: (s.created_at, s.id))
@@ -356,8 +359,11 @@ def _derive(
 
     if rejected:
         status.status = "rejected"
+        # It ended in the phase of the gate that stopped it.
+        status.phase = "training" if status.gates["training_gate"] == "failed" else "backtesting"
     elif md["assessment"] is not None and md["lockbox_report"] is not None:
         status.status = "completed"
+        status.phase = "done"
     elif run_state in ("queued", "running", "cancelled"):
         status.status = run_state
     elif run_state == "failed":

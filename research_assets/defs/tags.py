@@ -5,6 +5,8 @@ WORKER_TAG = "research/worker"
 DEFAULT_WORKER = "cpu"
 # Dagster's own tag on every partitioned run, including `dagster asset materialize --partition`.
 PARTITION_TAG = "dagster/partition"
+# Dagster's per-run override of run_retries.max_retries.
+MAX_RETRIES_TAG = "dagster/max_retries"
 
 # Metadata written by the gated assets, read back to derive a research's outcome.
 GATE_PASSED = "gate_passed"
