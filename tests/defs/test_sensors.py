@@ -1,0 +1,82 @@
+"""The intake and autopilot sensors, evaluated directly on a real instance."""
+
+import dagster as dg
+
+from research_assets.definitions import defs
+from research_assets.defs.records import record_cancel, record_request
+from research_assets.defs.sensors import research_autopilot, research_intake
+
+
+def evaluate(sensor, instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return sensor(context)
+
+
+def test_intake_launches_one_run_per_new_research_with_tags_and_cursor(instance):
+    record_request(instance, "r-1", seed=1)
+    record_request(instance, "r-2", seed=2, worker="gpu")
+    result = evaluate(research_intake, instance)
+    assert isinstance(result, dg.SensorResult)
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("r-1", "r-1"),
+                                                                           ("r-2", "r-2")]
+    assert result.run_requests[0].tags == {"research/id": "r-1", "research/worker": "cpu"}
+    assert result.run_requests[1].tags["research/worker"] == "gpu"
+    # The next tick starts after these two: nothing new, and it says why.
+    again = evaluate(research_intake, instance, cursor=result.cursor)
+    assert isinstance(again, dg.SkipReason)
+    assert "no new research partitions" in again.skip_message
+    record_request(instance, "r-3", seed=3)
+    third = evaluate(research_intake, instance, cursor=result.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["r-3"]
+
+
+def test_intake_picks_up_partitions_added_in_the_ui(instance):
+    # "Add partition" in the UI adds the key only: no request, default worker and seed.
+    instance.add_dynamic_partitions("research", ["from-ui"])
+    result = evaluate(research_intake, instance)
+    [request] = result.run_requests
+    assert request.partition_key == "from-ui"
+    assert request.tags == {"research/id": "from-ui", "research/worker": "cpu"}
+
+
+def test_intake_skips_cancelled_and_already_launched_researches(instance, small_spec):
+    record_request(instance, "r-cancel", seed=1)
+    record_cancel(instance, "r-cancel")
+    record_request(instance, "r-ran", seed=2)
+    # A run for r-ran exists already (launched some other way).
+    job = defs.resolve_job_def("research_job")
+    instance.create_run_for_job(job, tags={"dagster/partition": "r-ran"})
+    result = evaluate(research_intake, instance)
+    assert isinstance(result, dg.SkipReason)
+    assert "2 new research partitions, all already launched or cancelled" in result.skip_message
+
+
+def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
+    instance, monkeypatch
+):
+    assert research_autopilot.default_status == dg.DefaultSensorStatus.STOPPED
+    assert research_intake.default_status == dg.DefaultSensorStatus.RUNNING
+    monkeypatch.setenv("RESEARCH_AUTOPILOT_BRIEF", "BTC trend")
+    result = evaluate(research_autopilot, instance)
+    [request] = result.run_requests
+    assert request.run_key == request.partition_key
+    assert request.partition_key in instance.get_dynamic_partitions("research")
+    # The intake sensor leaves the autopilot's research alone: one run per research.
+    assert isinstance(evaluate(research_intake, instance), dg.SkipReason)
+
+
+def test_autopilot_skips_with_the_reason_when_at_capacity(instance, monkeypatch):
+    monkeypatch.setenv("RESEARCH_MAX_CONCURRENT", "1")
+    record_request(instance, "r-waiting", seed=1)
+    result = evaluate(research_autopilot, instance)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith("at_capacity:")
+
+
+def test_autopilot_skips_when_the_budget_is_spent(instance, monkeypatch):
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="strategy_spec", partition=None, metadata={"usage/cost_usd": 5.0}))
+    monkeypatch.setenv("RESEARCH_DAILY_BUDGET_USD", "1")
+    result = evaluate(research_autopilot, instance)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith("budget_exhausted:")
