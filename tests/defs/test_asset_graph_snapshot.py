@@ -31,7 +31,9 @@ def graph_snapshot() -> dict:
             ),
         }
     jobs = sorted(j.name for j in defs.jobs or [])
-    return {"assets": assets, "jobs": jobs, "resources": sorted(defs.resources or {})}
+    sensors = {s.name: s.default_status.value for s in defs.sensors or []}
+    return {"assets": assets, "jobs": jobs, "sensors": sensors,
+            "resources": sorted(defs.resources or {})}
 
 
 def test_asset_graph_matches_snapshot():
