@@ -24,6 +24,7 @@ demo: setup
 
 test: setup
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_system_packages.sh
 	$(BIN)/pytest
 
 ui: setup
