@@ -237,13 +237,21 @@ class _Watcher:
         if not pending:
             return
         for status in load_statuses(self.instance, pending):
-            if status.status in ("completed", "rejected", "failed", "cancelled"):
+            # Final only once its run has finished too: the daemon is stopped after the last
+            # one, and a run worker stopped before it records its end would stay "started".
+            if status.status in ("completed", "rejected", "failed", "cancelled") and (
+                status.run_id is None or self._run_finished(status.run_id)
+            ):
                 self.final[status.id] = status
                 n = self.ids.index(status.id) + 1
                 outcome = status.status + (f" ({status.reason})" if status.reason else "")
                 took = time.monotonic() - self.started[status.id]
                 _log(f"[{n}/{self.total}] {status.id}: {outcome}, {status.strategy or '-'}, "
                      f"{took:.1f} s")
+
+    def _run_finished(self, run_id: str) -> bool:
+        run = self.instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
 
     def all_final(self) -> bool:
         return all(i in self.final for i in self.ids)

@@ -73,13 +73,18 @@ class BudgetCheck:
 
     def message(self) -> str:
         if self.allowed:
-            limit = "no limit" if self.budget == 0 else f"${self.budget:.2f}"
-            return f"LLM spend today ${self.spent:.2f} of {limit}"
+            limit = "no limit" if self.budget == 0 else _usd(self.budget)
+            return f"LLM spend today {_usd(self.spent)} of {limit}"
         return (
-            f"today's LLM budget is spent: ${self.spent:.2f} of ${self.budget:.2f} "
+            f"today's LLM budget is spent: {_usd(self.spent)} of {_usd(self.budget)} "
             f"({BUDGET_ENV}); new researches wait until 00:00 UTC, or raise {BUDGET_ENV} "
             "(0 means no limit)"
         )
+
+
+def _usd(amount: float) -> str:
+    # Cents hide a budget of fractions of a cent, as a test or a cheap model may have.
+    return f"${amount:.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 def check_budget(spent: float, budget: float) -> BudgetCheck:

@@ -53,7 +53,7 @@ def _llm_failure(context: dg.AssetExecutionContext, e: ResearchError) -> dg.Fail
     """A design or assessment that produced nothing usable. Tokens already billed are recorded
     (they count against the daily budget), and only an unavailable service is worth a retry."""
     usage = getattr(e, "usage", None)
-    if usage:
+    if usage and usage.get("turns"):
         context.instance.report_runless_asset_event(dg.AssetObservation(
             asset_key=context.asset_key, partition=context.partition_key,
             metadata={**usage_metadata(usage), "failed": True},

@@ -67,14 +67,21 @@ def fast_spec(name: str = "claude_fast_eurusd") -> dict[str, Any]:
     return d
 
 
+def billed(*content: dict[str, Any], usage: dict[str, int]) -> Reply:
+    """A model turn billed ``usage``."""
+    return message(*content, input_tokens=usage["input_tokens"],
+                   output_tokens=usage["output_tokens"], cache_creation=usage["cache_creation"],
+                   cache_read=usage["cache_read"])
+
+
 def design_reply(spec: dict[str, Any] | None = None, usage=DESIGN_USAGE) -> Reply:
-    return message(tool_use("save_strategy_config",
-                            {"spec": spec or fast_spec(), "rationale": "RSI zones in a trend."}),
-                   **usage)
+    return billed(tool_use("save_strategy_config",
+                           {"spec": spec or fast_spec(), "rationale": "RSI zones in a trend."}),
+                  usage=usage)
 
 
 def assessment_reply(usage=ASSESS_USAGE) -> Reply:
-    return message(tool_use("save_assessment", ASSESSMENT), **usage)
+    return billed(tool_use("save_assessment", ASSESSMENT), usage=usage)
 
 
 @pytest.fixture
@@ -85,14 +92,15 @@ def fake():
 
 @pytest.fixture
 def llm_env(monkeypatch, fake: FakeAnthropic):
-    """A key and the fake's address, as a deployment sets them; tiny retries and timeouts."""
+    """A key and the fake's address, as a deployment sets them; one retry, no waits (nothing
+    here waits for a timeout: the fake answers at once)."""
     for name in list(os.environ):
         if name.startswith(("RESEARCH_", "GATE_", "ANTHROPIC_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
     monkeypatch.setenv("RESEARCH_LLM_MAX_RETRIES", str(MAX_RETRIES))
-    monkeypatch.setenv("RESEARCH_LLM_TIMEOUT_S", "5")
+    monkeypatch.setenv("RESEARCH_LLM_TIMEOUT_S", "15")
     monkeypatch.setenv("RESEARCH_LLM_MAX_RETRY_WAIT_S", "0.01")
     return monkeypatch
 
@@ -102,7 +110,7 @@ def run_research(instance: dg.DagsterInstance, research_id: str, seed: int = 3):
     record_request(instance, research_id, seed=seed)
     return dg.materialize(
         RESEARCH_ASSETS, instance=instance, partition_key=research_id,
-        resources={**defs.resources, "gates": QualityGatesResource(**OPEN_GATES)},
+        resources={**(defs.resources or {}), "gates": QualityGatesResource(**OPEN_GATES)},
         raise_on_error=False, tags={"research/id": research_id},
     )
 
@@ -224,17 +232,17 @@ def test_claude_designer_without_a_key_fails_the_research_clearly(instance, fake
 
 @pytest.mark.slow
 def test_persistent_529_fails_one_research_and_the_next_completes(instance, fake, llm_env):
-    # One billed turn, then the API stays overloaded (asking for a 20 s wait each time).
+    # One billed turn, then the API stays overloaded (asking for a 120 s wait each time).
     first_turn = dict(input_tokens=4000, output_tokens=120, cache_creation=1500, cache_read=0)
-    overloaded = error(529, "overloaded_error", "Overloaded", headers={"retry-after": "20"})
-    fake.push(message(tool_use("get_available_symbols", {}), **first_turn),
+    overloaded = error(529, "overloaded_error", "Overloaded", headers={"retry-after": "120"})
+    fake.push(billed(tool_use("get_available_symbols", {}), usage=first_turn),
               *[overloaded] * (MAX_RETRIES + 1))
     started = time.monotonic()
     result = run_research(instance, "r-529")
     elapsed = time.monotonic() - started
     assert not result.success
     assert len(fake.requests) == 1 + MAX_RETRIES + 1  # RESEARCH_LLM_MAX_RETRIES was applied
-    assert elapsed < 15  # retry-after was capped by RESEARCH_LLM_MAX_RETRY_WAIT_S
+    assert elapsed < 60  # retry-after was capped by RESEARCH_LLM_MAX_RETRY_WAIT_S
     failures = step_failures(result)
     assert list(failures) == ["strategy_spec"]
     assert failure_reason(failures["strategy_spec"]) == "llm_unavailable"
@@ -262,6 +270,40 @@ def test_persistent_529_fails_one_research_and_the_next_completes(instance, fake
         cost(first_turn, DESIGN_USAGE, ASSESS_USAGE))
     # The failed research shows in the next design's memory.
     assert "r-529" in fake.requests[-2]["messages"][0]["content"]
+
+
+@pytest.mark.slow
+def test_failed_assessment_fails_the_research_and_its_billed_turns_count(instance, fake,
+                                                                        llm_env):
+    # Designed and trained; the assessment's first answer is invalid (billed), then the API
+    # stays overloaded.
+    bad_turn = dict(input_tokens=2500, output_tokens=300, cache_creation=0, cache_read=0)
+    fake.push(design_reply(),
+              billed(tool_use("save_assessment", {"verdict": "great"}), usage=bad_turn),
+              *[error(529, "overloaded_error", "Overloaded")] * (MAX_RETRIES + 1))
+    result = run_research(instance, "r-assess")
+    assert not result.success
+    assert len(fake.requests) == 1 + 1 + MAX_RETRIES + 1
+    failures = step_failures(result)
+    assert list(failures) == ["assessment"]
+    assert failure_reason(failures["assessment"]) == "llm_unavailable"
+    assert materialized(result) == {"strategy_spec", "trained_model", "backtest_report"}
+
+    observed = [
+        r.asset_observation.metadata for r in instance.fetch_observations(
+            dg.AssetKey("assessment"), limit=10).records
+    ]
+    assert [md["failed"].value for md in observed] == [True]
+    assert observed[0]["usage/input_tokens"].value == bad_turn["input_tokens"]
+
+    [status] = load_statuses(instance, ["r-assess"])
+    assert (status.status, status.reason, status.designer) == (
+        "failed", "llm_unavailable", "claude")
+    assert status.lockbox is None and status.verdict is None
+    assert status.tokens == {k: api_usage(DESIGN_USAGE)[k] + api_usage(bad_turn)[k]
+                             for k in api_usage(DESIGN_USAGE)}
+    assert status.cost_usd == pytest.approx(cost(DESIGN_USAGE, bad_turn))
+    assert spent_today_usd(instance) == pytest.approx(cost(DESIGN_USAGE, bad_turn))
 
 
 # -- the key is never stored -------------------------------------------------------------------
