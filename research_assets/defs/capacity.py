@@ -64,17 +64,15 @@ def worker_limits(instance: dg.DagsterInstance) -> dict[str, int | None]:
 
 
 def pool_limits(instance: dg.DagsterInstance) -> dict[str, int | None]:
-    """Slots of each pool. A pool still on the default is brought in line with the configured
-    default first (Dagster stores a pool's default when the pool is first used)."""
+    """Slots of each pool: a limit set in the UI, else the configured default. (Dagster stores
+    a pool's default when the pool is first used, and does not update it when the default
+    changes; reading only, this never writes.)"""
     storage = instance.event_log_storage
     default = instance.get_concurrency_config().pool_config.default_pool_limit
     out: dict[str, int | None] = {}
     for pool in POOLS:
         info = storage.get_concurrency_info(pool)
-        if default is not None and info.using_default_limit and info.slot_count != default:
-            storage.initialize_concurrency_limit_to_default(pool)
-            info = storage.get_concurrency_info(pool)
-        out[pool] = info.slot_count if info.slot_count or not info.using_default_limit else default
+        out[pool] = default if info.using_default_limit else info.slot_count
     return out
 
 

@@ -26,6 +26,7 @@ from research_assets.defs.tags import (
     GATE_PASSED,
     GATE_REASON,
     PARTITION_TAG,
+    WILL_RETRY_TAG,
     WORKER_TAG,
 )
 
@@ -366,6 +367,9 @@ def _derive(
         status.phase = "done"
     elif run_state in ("queued", "running", "cancelled"):
         status.status = run_state
+    elif run_state == "failed" and run.dagster_run.tags.get(WILL_RETRY_TAG) == "true":
+        # Its process died; run retries start it again from the failure.
+        status.status = "queued"
     elif run_state == "failed":
         status.status = "failed"
     elif run_state == "completed":

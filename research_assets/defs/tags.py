@@ -7,6 +7,8 @@ DEFAULT_WORKER = "cpu"
 PARTITION_TAG = "dagster/partition"
 # Dagster's per-run override of run_retries.max_retries.
 MAX_RETRIES_TAG = "dagster/max_retries"
+# Set by Dagster on a failed run that run retries will start again.
+WILL_RETRY_TAG = "dagster/will_retry"
 
 # Metadata written by the gated assets, read back to derive a research's outcome.
 GATE_PASSED = "gate_passed"
