@@ -26,7 +26,7 @@ def test_limits_are_read_from_dagster_yaml(configured, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     capacity = load_capacity(configured)
     runs = {r["value"]: r["limit"] for r in REPO_CONFIG["concurrency"]["runs"][
-        "tag_concurrency_limits"]}
+        "tag_concurrency_limits"] if r["key"] == "research/worker"}
     pool = REPO_CONFIG["concurrency"]["pools"]["default_limit"]
     assert capacity.worker_limits == {"cpu": runs["cpu"], "gpu": runs["gpu"]}
     assert capacity.pool_limits == {"training": pool, "backtest": pool}
