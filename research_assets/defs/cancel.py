@@ -7,7 +7,7 @@ import dagster as dg
 from research_assets.core.errors import ResearchError
 from research_assets.defs.capacity import ACTIVE_RUN_STATUSES
 from research_assets.defs.records import load_statuses, record_cancel, research_ids
-from research_assets.defs.tags import MAX_RETRIES_TAG, PARTITION_TAG
+from research_assets.defs.tags import MAX_RETRIES_TAG, PARTITION_TAG, WILL_RETRY_TAG
 
 
 @dataclass
@@ -26,11 +26,19 @@ def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelRes
     if research_id not in set(research_ids(instance)):
         raise ResearchError(f"no research with id {research_id!r}; `research status` lists them")
     [status] = load_statuses(instance, [research_id])
-    if status.status in ("completed", "rejected", "failed", "cancelled"):
+    # A run that failed because its process died is retried from the failure: until the retry
+    # run exists, the research has not ended, though no run of it is in flight.
+    retrying = [run for run in instance.get_runs(dg.RunsFilter(
+        tags={PARTITION_TAG: research_id}, statuses=[dg.DagsterRunStatus.FAILURE]))
+        if run.is_complete_and_waiting_to_retry]
+    if status.status in ("completed", "rejected", "failed", "cancelled") and not retrying:
         return CancelResult(research_id, False,
                             f"{research_id} has already ended ({status.status}); nothing to cancel")
     # First the mark, so the intake sensor never launches it; then the runs in flight.
     record_cancel(instance, research_id)
+    for run in retrying:
+        # The retry daemon reads this tag before it launches a retry.
+        instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
     runs = instance.get_runs(dg.RunsFilter(
         tags={PARTITION_TAG: research_id}, statuses=ACTIVE_RUN_STATUSES))
     stopped = []
