@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 COUNT ?= 3
 SEED ?= 1
 
-.PHONY: setup demo test ui lint bench clean-instance
+.PHONY: setup demo test test-integration ui lint bench clean-instance
 
 $(BIN)/research: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: setup
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
 	$(BIN)/pytest
+
+# Real dagster-daemon / code server / webserver / Chromium on SQLite and Postgres (slow).
+test-integration: setup
+	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_system_packages.sh
+	$(BIN)/pytest -m integration tests/integration tests/topology
 
 ui: setup
 	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml

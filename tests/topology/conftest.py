@@ -1,0 +1,407 @@
+"""The production topology (docker-compose.yml) as separate local processes.
+
+Postgres at 127.0.0.1:5432 (a fresh database), a gRPC code server (`dagster code-server start`),
+`dagster-daemon run` and `dagster-webserver`, the last two reading a workspace that points at the
+code server, all on one DAGSTER_HOME whose dagster.yaml is the repository's (run queue, limits,
+run retries, run monitoring) plus Postgres storage. There is no Docker engine here, so runs use
+the default run launcher: the code server starts each run worker as its own child process.
+
+Each process runs in a session of its own with its log in the DAGSTER_HOME; teardown stops every
+process group started here, fails if any process of that DAGSTER_HOME is still alive, and drops
+the database.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+
+from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
+from tests.postgres_support import fresh_database, postgres_storage
+
+REPO = Path(__file__).resolve().parents[2]
+REPO_DAGSTER_YAML = REPO / "dagster_home" / "dagster.yaml"
+ARTIFACTS = REPO / "test-artifacts"
+BIN = Path(sys.executable).parent
+LOCATION = "research_assets"
+FINAL = ("completed", "rejected", "failed", "cancelled")
+VERDICT = ("completed", "rejected")
+
+# Variables that would change what a run does (a real LLM, other data, other gates, limits).
+_SCRUBBED_PREFIXES = ("ANTHROPIC_", "RESEARCH_", "GATE_", "DAGSTER_")
+_SCRUBBED = {"MARKET_DATA_DIR"}
+
+# Every gate wide open. The gates read GATE_* in the run worker, and with the default run
+# launcher the run worker is a child of the code server, so these go into the code server's
+# environment: every research in this topology that trades passes both gates and completes, so
+# that the UI has a backtest_report (statistics, equity curve) to show. A research whose model
+# never trades is still rejected (an undefined win rate fails the gate whatever the threshold).
+OPEN_GATES = {
+    "GATE_TRAINING_MIN_ACCURACY": "0",
+    "GATE_TRAINING_MAX_LOSS": "1000000",
+    "GATE_TRAINING_MIN_LOSS_DECREASE": "-1000000",
+    "GATE_BACKTEST_MIN_WIN_RATE": "0",
+    "GATE_BACKTEST_MAX_DRAWDOWN": "1",
+    "GATE_BACKTEST_MIN_SHARPE": "-1000000",
+}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5,
+             on_timeout: Callable[[], str] | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = on_timeout() if on_timeout else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail}")
+        time.sleep(interval)
+
+
+def make_spec(*, name: str, epochs: int = 8, symbol: str = "EURUSD",
+              early_stopping: bool = True) -> StrategySpec:
+    """The example spec made small: two-class labels (which trade), FX-sized costs, few epochs.
+    Many epochs without early stopping make training last (about 0.07 s an epoch)."""
+    data = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
+    data["name"] = name
+    data["training"]["epochs"] = epochs
+    data["training"]["labels"] = {"source": "forward_return", "horizon": 12, "threshold": 0.0}
+    data["training"]["early_stopping"] = {"enabled": early_stopping, "patience": 8}
+    data["backtest"] = {"commission": 0.0001, "slippage": 0.00005}
+    data["training_data"]["symbols"] = [symbol]
+    return StrategySpec.from_dict(data)
+
+
+def processes_of(home: Path) -> dict[int, str]:
+    """Live processes started for this DAGSTER_HOME, found by their environment."""
+    marker = f"DAGSTER_HOME={home}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(entry.name)] = cmd.strip()
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+# -- the topology ----------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    history: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, cwd: Path) -> None:
+        assert self.process is None or self.process.poll() is not None, f"{self.name} is running"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(cwd),
+                start_new_session=True,
+            )
+        self.history.append(self.process)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited ({self.process.returncode}):\n"
+                                 + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {self.log_path.name} ---\n" + "\n".join(text)
+
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=15)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM to the group of each live leader started here, SIGKILL after ``timeout``.
+        (A dead leader's group id may have been reused: what is left of it is found by its
+        DAGSTER_HOME in `Topology.stop`.)"""
+        live = [proc for proc in self.history if proc.poll() is None]
+        for proc in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in live:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+class Topology:
+    def __init__(self, home: Path, db_name: str):
+        self.home, self.db_name = home, db_name
+        self.code_port, self.web_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.workspace = home / "workspace.yaml"
+        self.workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
+            "host": "127.0.0.1", "port": self.code_port, "location_name": LOCATION}}]}))
+        config = yaml.safe_load(REPO_DAGSTER_YAML.read_text())
+        config["storage"] = postgres_storage(db_name)
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        self.instance = dg.DagsterInstance.from_config(str(home))
+        self.code_server = Service("code server", [
+            str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
+            "-p", str(self.code_port), "-m", "research_assets.definitions",
+            "--location-name", LOCATION,
+        ], self.env(**OPEN_GATES), home / "code-server.log")
+        self.daemon = Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w",
+                                         str(self.workspace)], self.env(), home / "daemon.log")
+        self.webserver = Service("webserver", [
+            str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.web_port),
+            "-w", str(self.workspace),
+        ], self.env(), home / "webserver.log")
+        self.services = [self.code_server, self.daemon, self.webserver]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """This process's environment without anything that changes a research (no API key:
+        the offline designer and the rule-based assessor), with this DAGSTER_HOME."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED}
+        env.update({"DAGSTER_HOME": str(self.home), "RESEARCH_DESIGNER": "offline",
+                    "PYTHONUNBUFFERED": "1", **extra})
+        return env
+
+    def logs(self) -> str:
+        return "\n".join(s.log_tail() for s in self.services)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        since = time.time()
+        self.start_code_server()
+        self.daemon.start(self.home)
+        self.webserver.start(self.home)
+        # Every daemon this instance needs (run queue, sensors, run monitoring, and run retries,
+        # which Dagster 1.13 runs in its EVENT_LOG_CONSUMER daemon) has reported in.
+        wanted = set(self.instance.get_required_daemon_types())
+
+        def daemon_ready() -> bool:
+            self.daemon.check_alive()
+            beats = self.instance.get_daemon_heartbeats()
+            return wanted <= {k for k, hb in beats.items() if hb.timestamp >= since}
+
+        wait_for(daemon_ready, 120, "daemon heartbeats", on_timeout=self.logs)
+        wait_for(self.webserver_ready, 120, "the webserver to load the code location",
+                 on_timeout=self.logs)
+
+    def start_code_server(self, timeout: float = 120) -> None:
+        self.code_server.start(self.home)
+        wait_for(self.code_server_ready, timeout, "the code server", on_timeout=self.logs)
+
+    def code_server_ready(self) -> bool:
+        from dagster._grpc.client import DagsterGrpcClient
+
+        self.code_server.check_alive()
+        if not port_open(self.code_port):
+            return False
+        try:
+            DagsterGrpcClient(port=self.code_port, host="127.0.0.1").list_repositories()
+            return True
+        except Exception:  # still loading the definitions
+            return False
+
+    def webserver_ready(self) -> bool:
+        self.webserver.check_alive()
+        if not port_open(self.web_port):
+            return False
+        try:
+            data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries {"
+                                " name loadStatus locationOrLoadError { __typename } } } } }")
+        except (OSError, urllib.error.URLError, AssertionError):
+            return False
+        entries = data["workspaceOrError"]["locationEntries"]
+        return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED"
+                   and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                   for e in entries)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.instance.dispose()
+        try:
+            wait_for(lambda: not processes_of(self.home), 20, "the processes of this instance")
+        except AssertionError:
+            strays = processes_of(self.home)
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"processes survived the topology's shutdown: {strays}") from None
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None,
+                timeout: float = 30) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = json.loads(resp.read())
+        assert not payload.get("errors"), payload["errors"]
+        return payload["data"]
+
+    def research(self, *args: str, timeout: float = 120,
+                 **env: str) -> subprocess.CompletedProcess[str]:
+        """The `research` command as a user runs it, on this DAGSTER_HOME."""
+        return subprocess.run(
+            [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
+            env=self.env(**env), cwd=REPO, timeout=timeout,
+        )
+
+    def trigger(self, *args: str) -> str:
+        done = self.research("trigger", "--json", *args, RESEARCH_MAX_CONCURRENT="10")
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        assert answer["triggered"], answer
+        return answer["id"]
+
+    def status_json(self, *ids: str) -> dict[str, dict[str, Any]]:
+        done = self.research("status", "--json")
+        assert done.returncode == 0, done.stderr
+        found = {r["id"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])["researches"]}
+        return {i: found[i] for i in ids} if ids else found
+
+    def statuses(self, ids: list[str]) -> dict[str, Any]:
+        from research_assets.defs.records import load_statuses
+
+        return {s.id: s for s in load_statuses(self.instance, ids)}
+
+    def wait_final(self, ids: list[str], timeout: float) -> dict[str, Any]:
+        """Poll the instance (the records `research status` reads) until every research has
+        ended; returns the statuses."""
+        def done() -> dict[str, Any] | None:
+            for service in self.services:
+                service.check_alive()
+            found = self.statuses(ids)
+            return found if all(found[i].status in FINAL for i in ids) else None
+
+        return wait_for(done, timeout, f"researches {ids} to end", interval=1.0,
+                        on_timeout=lambda: f"{self.describe(ids)}\n{self.logs()}")
+
+    def runs_of(self, research_id: str) -> list[dg.DagsterRun]:
+        """Every run of one research, newest first."""
+        return [rec.dagster_run for rec in self.instance.get_run_records(
+            dg.RunsFilter(tags={"dagster/partition": research_id}))]
+
+    def describe(self, ids: list[str]) -> str:
+        lines = [f"{s.id}: {s.status} {s.phase} {s.reason}" for s in self.statuses(ids).values()]
+        for rec in self.instance.get_run_records():
+            run = rec.dagster_run
+            lines.append(f"run {run.run_id[:8]} {run.tags.get('dagster/partition')} "
+                         f"{run.status.value} {run.tags.get('dagster/retry_number', '')}")
+        return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    with fresh_database("research_topology") as db_name:
+        home = tmp_path_factory.mktemp("topology_home")
+        topo = Topology(home, db_name)
+        try:
+            topo.start()
+            yield topo
+        finally:
+            topo.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def chromium_page(tmp_path: Path) -> Iterator[Any]:
+    """A page of Debian's Chromium driven by Playwright (no browser download), with a fresh
+    profile. Without Chromium the test skips locally and fails in CI."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1000},
+        )
+        try:
+            # The SPA renders slowly on a shared 2-core machine.
+            context.set_default_timeout(60_000)
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def ui_artifacts() -> Path:
+    path = ARTIFACTS / "ui"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
