@@ -17,12 +17,12 @@ Verdict rules (the aggregate backtest-period figures decide; the first rule that
 3. ``neutral`` otherwise.
 """
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from research_assets.core.gates import observed
 from research_assets.core.spec import StrategySpec, ZigzagLabels
 
 PROMISING_MIN_SHARPE = 1.0  # strictly above
@@ -56,14 +56,7 @@ class Assessment(BaseModel):
 
 def _num(values: Mapping[str, float], key: str) -> float | None:
     """A float, or None when missing, NaN or not a number."""
-    raw = values.get(key)
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
+    return observed(values, key)
 
 
 def _pct(x: float | None) -> str:

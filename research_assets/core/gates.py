@@ -124,7 +124,7 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _observed(values: Mapping[str, float | None], key: str, scale: float = 1.0) -> float | None:
+def observed(values: Mapping[str, float | None], key: str, scale: float = 1.0) -> float | None:
     """A finite-or-infinite float from ``values``, or None for missing, NaN or non-numbers."""
     raw = values.get(key)
     if raw is None or isinstance(raw, bool):
@@ -165,15 +165,15 @@ def evaluate_training_gate(metrics: Mapping[str, float], t: GateThresholds) -> G
         [
             _check(
                 "accuracy",
-                _observed(metrics, "test_accuracy"),
+                observed(metrics, "test_accuracy"),
                 t.min_accuracy,
                 ">=",
                 "accuracy_below_threshold",
             ),
-            _check("loss", _observed(metrics, "test_loss"), t.max_loss, "<=", "loss_too_high"),
+            _check("loss", observed(metrics, "test_loss"), t.max_loss, "<=", "loss_too_high"),
             _check(
                 "loss_decrease",
-                _observed(metrics, "loss_decrease"),
+                observed(metrics, "loss_decrease"),
                 t.min_loss_decrease,
                 ">=",
                 "insufficient_loss_decrease",
@@ -187,7 +187,7 @@ def evaluate_backtest_gate(summary: Mapping[str, float], t: GateThresholds) -> G
 
     ``Win Rate [%]`` is NaN when there were no trades: that fails ``win_rate_too_low``.
     """
-    drawdown = _observed(summary, "Max. Drawdown [%]", 0.01)
+    drawdown = observed(summary, "Max. Drawdown [%]", 0.01)
     if drawdown is not None:
         drawdown = abs(drawdown)  # a magnitude, whichever sign convention produced it
     return _result(
@@ -195,14 +195,14 @@ def evaluate_backtest_gate(summary: Mapping[str, float], t: GateThresholds) -> G
         [
             _check(
                 "win_rate",
-                _observed(summary, "Win Rate [%]", 0.01),
+                observed(summary, "Win Rate [%]", 0.01),
                 t.min_win_rate,
                 ">=",
                 "win_rate_too_low",
             ),
             _check("max_drawdown", drawdown, t.max_drawdown, "<=", "drawdown_too_high"),
             _check(
-                "sharpe", _observed(summary, "Sharpe Ratio"), t.min_sharpe, ">=", "sharpe_too_low"
+                "sharpe", observed(summary, "Sharpe Ratio"), t.min_sharpe, ">=", "sharpe_too_low"
             ),
         ],
     )
