@@ -14,8 +14,7 @@ from research_assets.defs.capacity import (
     current_load,
     load_capacity,
 )
-from research_assets.defs.records import TOKEN_KEYS, load_statuses, spent_today_usd
-from research_assets.defs.tags import WORKER_TAG
+from research_assets.defs.records import TOKEN_KEYS, load_fleet, spent_today_usd
 
 FINAL = ("completed", "rejected", "failed", "cancelled")
 
@@ -36,19 +35,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
-    statuses = load_statuses(instance)
-    runs = instance.get_run_records(dg.RunsFilter(tags={WORKER_TAG: list(WORKER_CLASSES)}))
-    by_status = Counter(r.dagster_run.status for r in runs)
-    end_of_run = {r.dagster_run.run_id: r.end_time for r in runs}
+    statuses, runs = load_fleet(instance)
+    by_status = Counter(dg.DagsterRunStatus(r["status"]) for r in runs)
+    end_of_run = {r["id"]: r["end"] for r in runs}
 
     cycles = [end_of_run[s.run_id] - s.created_at for s in statuses
               if s.status in FINAL and s.run_id and end_of_run.get(s.run_id) and s.created_at]
-    latencies = [r.start_time - r.create_timestamp.timestamp() for r in runs if r.start_time]
+    latencies = [r["start"] - r["created"] for r in runs if r["start"]]
     capacity = load_capacity(instance)
     load = current_load(instance, now)
 
-    running = Counter(r.dagster_run.tags.get(WORKER_TAG) for r in runs
-                      if r.dagster_run.status == dg.DagsterRunStatus.STARTED)
+    running = Counter(r["worker"] for r in runs
+                      if r["status"] == dg.DagsterRunStatus.STARTED.value)
     utilization: dict[str, float | None] = {}
     for worker in WORKER_CLASSES:
         limit = capacity.worker_limits.get(worker)

@@ -3,31 +3,37 @@
 A research is a partition key of ``research``. What it asked for (seed, brief) is an observation
 of ``strategy_spec`` recorded at trigger time; what it produced is the latest materialization of
 each asset for that partition; where it is now is the latest run tagged with its partition.
+Statuses read those through ``ResearchIndex`` (research_index.py), which reads each event once.
 """
 
 import hashlib
-import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import dagster as dg
-from dagster._core.event_api import AssetRecordsFilter
 
 from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
+from research_assets.defs.instance_reads import (
+    fetch_all,
+    fetch_latest,
+    latest_runs,
+    metadata_of,
+)
 from research_assets.defs.partitions import research_partitions
+from research_assets.defs.research_index import ResearchIndex
 from research_assets.defs.tags import (
     DEFAULT_WORKER,
     GATE_PASSED,
     GATE_REASON,
-    PARTITION_TAG,
-    WILL_RETRY_TAG,
-    WORKER_TAG,
+    TOKEN_KEYS,
+    USAGE_PREFIX,
 )
 
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
@@ -64,9 +70,6 @@ def default_seed(research_id: str) -> int:
     return int(hashlib.sha256(research_id.encode()).hexdigest()[:8], 16)
 
 
-USAGE_PREFIX = "usage/"
-TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-              "cache_read_input_tokens")
 # Assets whose metadata carries LLM usage (design and assessment).
 _USAGE_ASSETS = ("strategy_spec", "assessment")
 
@@ -92,9 +95,9 @@ def spent_today_usd(instance: dg.DagsterInstance, now: float | None = None) -> f
     now = time.time() if now is None else now
     since = now - 86_400  # a superset of today; spent_today keeps the UTC day
     costs = (
-        (rec.timestamp, _usage_of(_metadata_of(rec))["cost_usd"])
+        (rec.timestamp, _usage_of(metadata_of(rec))["cost_usd"])
         for asset in _USAGE_ASSETS for observations in (False, True)
-        for rec in _fetch_all(instance, asset, None, observations, after=since)
+        for rec in fetch_all(instance, asset, None, observations, after=since)
     )
     return spent_today(costs, now)
 
@@ -148,20 +151,20 @@ def record_cancel(instance: dg.DagsterInstance, research_id: str) -> None:
 def cancelled_ids(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    return set(_fetch_latest(instance, "strategy_spec", ids, observations=True,
+    return set(fetch_latest(instance, "strategy_spec", ids, observations=True,
                              where=lambda md: "cancelled_at" in md))
 
 
 def recent_request_ids(instance: dg.DagsterInstance, since: float) -> list[str]:
     """Researches requested since ``since`` (a unix time)."""
     return sorted({
-        rec.partition_key for rec in _fetch_all(instance, "strategy_spec", None, True, after=since)
-        if rec.partition_key and "requested_at" in _metadata_of(rec)
+        rec.partition_key for rec in fetch_all(instance, "strategy_spec", None, True, after=since)
+        if rec.partition_key and "requested_at" in metadata_of(rec)
     })
 
 
 def partitions_with_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
-    return set(_latest_runs(instance, ids)) if ids else set()
+    return set(latest_runs(instance, ids)) if ids else set()
 
 
 def read_requests(
@@ -170,10 +173,10 @@ def read_requests(
     """The recorded request of each research; a partition added in the UI has none, and gets a
     default seed."""
     out: dict[str, ResearchRequest] = {}
-    latest = _fetch_latest(instance, "strategy_spec", research_ids, observations=True,
+    latest = fetch_latest(instance, "strategy_spec", research_ids, observations=True,
                            where=lambda md: "requested_at" in md)
     for rec in latest.values():
-        md = _metadata_of(rec)
+        md = metadata_of(rec)
         pk = rec.partition_key or ""
         out[pk] = ResearchRequest(
             pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
@@ -210,12 +213,17 @@ class ResearchStatus:
     verdict: str | None = None
     tokens: dict[str, int] = field(default_factory=lambda: {k: 0 for k in TOKEN_KEYS})
     cost_usd: float = 0.0
-    # Only for building memory; never printed.
-    spec: StrategySpec | None = None
+    # Only for building memory; never printed. Read with load_statuses(with_specs=True).
+    spec_data: dict[str, Any] | None = None
     brief: str | None = None
     training: dict[str, float] = field(default_factory=dict)
     backtest_summary: dict[str, float] = field(default_factory=dict)
     suggestions: tuple[str, ...] = ()
+
+    @cached_property
+    def spec(self) -> StrategySpec | None:
+        """The researched spec, validated when first read (only memory reads it)."""
+        return StrategySpec.from_dict(self.spec_data) if self.spec_data else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,52 +254,51 @@ def research_ids(instance: dg.DagsterInstance) -> list[str]:
 
 
 def load_statuses(
-    instance: dg.DagsterInstance, ids: Sequence[str] | None = None
+    instance: dg.DagsterInstance, ids: Sequence[str] | None = None, with_specs: bool = False
 ) -> list[ResearchStatus]:
-    """The status of the given researches (default: all), oldest first."""
-    ids = research_ids(instance) if ids is None else list(ids)
+    """The status of the given researches (default: all), oldest first; ``with_specs``: with
+    the spec each one researched (``ResearchStatus.spec``, for memory)."""
+    return _read(instance, ids, with_specs)[0]
+
+
+def load_fleet(instance: dg.DagsterInstance) -> tuple[list[ResearchStatus], list[dict[str, Any]]]:
+    """Every research's status, and every run of every research as the index keeps it (run id,
+    status as a DagsterRunStatus value, worker, created / start / end as unix times)."""
+    statuses, index = _read(instance, None, False)
+    return statuses, list(index.runs.values()) if index else []
+
+
+def _read(
+    instance: dg.DagsterInstance, ids: Sequence[str] | None, with_specs: bool
+) -> tuple[list[ResearchStatus], ResearchIndex | None]:
+    every = ids is None
+    ids = research_ids(instance) if ids is None else list(dict.fromkeys(ids))
     if not ids:
-        return []
-    requests = read_requests(instance, ids)
-    latest = {asset: _fetch_latest(instance, asset, ids) for asset in ASSETS}
-    runs = _latest_runs(instance, ids)
-    out = [
-        _derive(pk, requests.get(pk), {a: latest[a].get(pk) for a in ASSETS}, runs.get(pk))
-        for pk in ids
-    ]
-    by_id = {s.id: s for s in out}
-    for asset in _USAGE_ASSETS:
-        # Turns billed by designs and assessments that failed are observations of the asset.
-        for rec in _fetch_all(instance, asset, ids, observations=True):
-            md = _metadata_of(rec)
-            if md.get("failed") and rec.partition_key in by_id:
-                _add_usage(by_id[rec.partition_key], md)
-    cancelled = cancelled_ids(
-        instance, [s.id for s in out if s.status not in ("completed", "rejected")]
-    )
+        return [], None
+    index = ResearchIndex.read(instance, ids, complete=every, specs=with_specs)
+    runs = index.latest_runs()
+    out = [_derive(pk, index.researches.get(pk) or {}, runs.get(pk)) for pk in ids]
     for status in out:
-        if status.id in cancelled:
-            # Cancelled by `research cancel`: its run may have ended failed while stopping.
-            status.status, status.reason = "cancelled", None
-        elif status.status == "failed" and status.reason is None and status.run_id:
-            status.reason = _failure_reason(instance, status.run_id)
-        if status.worker is None and status.id in requests:
-            status.worker = requests[status.id].worker
-    return sorted(out, key=lambda s: (s.created_at, s.id))
+        status.spec_data = index.specs.get(status.id)
+        if status.status == "failed" and status.reason is None and status.run_id:
+            status.reason = index.failure_reason(status.run_id)
+    index.save()
+    return sorted(out, key=lambda s: (s.created_at, s.id)), index
 
 
 def load_memory(instance: dg.DagsterInstance, exclude: Iterable[str] = ()) -> ResearchMemory:
     """The designer's view of past researches (no lockbox figures)."""
     skip = set(exclude)
     return ResearchMemory(
-        s.to_memory_record() for s in load_statuses(instance) if s.id not in skip
+        s.to_memory_record() for s in load_statuses(instance, with_specs=True)
+        if s.id not in skip
     )
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, research_id: str) -> dict[str, Any]:
     """The plain metadata of an asset's latest materialization for one research ({} if none)."""
-    rec = _fetch_latest(instance, asset, [research_id]).get(research_id)
-    return _metadata_of(rec) if rec else {}
+    rec = fetch_latest(instance, asset, [research_id]).get(research_id)
+    return metadata_of(rec) if rec else {}
 
 
 # -- derivation ------------------------------------------------------------------------------
@@ -304,30 +311,26 @@ def _add_usage(status: ResearchStatus, md: dict[str, Any] | None) -> None:
     status.cost_usd += usage["cost_usd"]
 
 
-def _derive(
-    pk: str, request: ResearchRequest | None, records: dict[str, Any], run: Any
-) -> ResearchStatus:
-    md = {a: _metadata_of(r) if r else None for a, r in records.items()}
+def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> ResearchStatus:
+    """A status from a research's entry in the index (see research_index.py) and its newest run."""
+    md = {a: digest.get("md", {}).get(a) for a in ASSETS}
+    request = digest.get("request")
     reached = None
     for asset in ASSETS:
         if md[asset] is not None:
             reached = asset
     status = ResearchStatus(id=pk, status="queued", phase=_PHASE_AFTER[reached])
-    status.created_at = request.requested_at if request else (run.create_timestamp.timestamp()
-                                                              if run else 0.0)
-    status.brief = request.brief if request else None
+    status.created_at = (float(request["requested_at"]) if request
+                         else (run["created"] if run else 0.0))
+    status.brief = request.get("brief") if request else None
 
     spec_md = md["strategy_spec"]
     if spec_md:
         status.strategy = spec_md.get("strategy")
         status.designer = spec_md.get("designer")
-        if spec_md.get("spec"):
-            status.spec = StrategySpec.from_dict(spec_md["spec"])
     if md["trained_model"]:
-        status.training = {
-            k: float(v) for k, v in md["trained_model"].items()
-            if k in ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1")
-        }
+        status.training = {k: float(v) for k, v in md["trained_model"].items()
+                           if k not in (GATE_PASSED, GATE_REASON)}
     if md["backtest_report"]:
         status.backtest = md["backtest_report"].get("stats")
         status.backtest_summary = {
@@ -339,8 +342,9 @@ def _derive(
         status.suggestions = tuple(md["assessment"].get("suggestions") or ())
     if md["lockbox_report"]:
         status.lockbox = md["lockbox_report"].get("stats")
-    for asset in _USAGE_ASSETS:
-        _add_usage(status, md[asset])
+    # Every billed design and assessment, the failed ones included.
+    for usage in digest.get("paid", {}).values():
+        _add_usage(status, usage)
 
     rejected = False
     for asset, gate in _GATES.items():
@@ -351,12 +355,13 @@ def _derive(
                 rejected = True
                 status.reason = md[asset].get(GATE_REASON)
 
+    run_state = None
     if run is not None:
-        status.run_id = run.dagster_run.run_id
-        status.worker = run.dagster_run.tags.get(WORKER_TAG)
-        run_state = _RUN_STATUS.get(run.dagster_run.status, "running")
-    else:
-        run_state = None
+        status.run_id = run["id"]
+        status.worker = run["worker"]
+        run_state = _RUN_STATUS.get(dg.DagsterRunStatus(run["status"]), "running")
+    if status.worker is None and request:
+        status.worker = str(request.get("worker") or DEFAULT_WORKER)
 
     if rejected:
         status.status = "rejected"
@@ -365,88 +370,18 @@ def _derive(
     elif md["assessment"] is not None and md["lockbox_report"] is not None:
         status.status = "completed"
         status.phase = "done"
+    elif digest.get("cancelled"):
+        # Cancelled by `research cancel`: its run may have ended failed while stopping.
+        status.status = "cancelled"
     elif run_state in ("queued", "running", "cancelled"):
         status.status = run_state
-    elif run_state == "failed" and run.dagster_run.tags.get(WILL_RETRY_TAG) == "true":
+    elif run_state == "failed" and run and run.get("retry") == "true":
         # Its process died; run retries start it again from the failure.
         status.status = "queued"
     elif run_state == "failed":
-        status.status = "failed"
+        status.status = "failed"  # why: the run's failure reason (load_statuses)
     elif run_state == "completed":
         # The run succeeded but did not reach the end (a partial selection).
         status.status = "failed"
         status.reason = f"incomplete: stopped after {reached or 'nothing'}"
     return status
-
-
-def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
-    """The first line of the first step failure in the run's logs."""
-    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        data = event.dagster_event.event_specific_data  # type: ignore[union-attr]
-        user = getattr(data, "user_failure_data", None)
-        reason = (user.metadata or {}).get("reason") if user is not None else None
-        if reason is not None:
-            return str(getattr(reason, "value", reason))
-        if data.error is not None:
-            return data.error.message.strip().splitlines()[0][:300]
-    return "run_failed"
-
-
-# -- instance queries ----------------------------------------------------------------------------
-
-
-def _fetch_all(
-    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
-    observations: bool = False, after: float | None = None,
-) -> Iterator[Any]:
-    """Every materialization (or observation) of ``asset``, newest first."""
-    fetch = instance.fetch_observations if observations else instance.fetch_materializations
-    records_filter = AssetRecordsFilter(
-        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None,
-        after_timestamp=after,
-    )
-    cursor = None
-    while True:
-        result = fetch(records_filter, limit=1000, cursor=cursor)
-        yield from result.records
-        if not result.has_more:
-            return
-        cursor = result.cursor
-
-
-def _fetch_latest(
-    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
-    observations: bool = False, where: Callable[[dict[str, Any]], bool] | None = None,
-) -> dict[str, Any]:
-    """The newest materialization (or observation) per partition of ``asset``."""
-    out: dict[str, Any] = {}
-    for rec in _fetch_all(instance, asset, ids, observations):
-        if rec.partition_key and rec.partition_key not in out:
-            if where is None or where(_metadata_of(rec)):
-                out[rec.partition_key] = rec
-    return out
-
-
-def _metadata_of(rec: Any) -> dict[str, Any]:
-    event = rec.asset_materialization or rec.asset_observation
-    return _plain(event.metadata if event else None)
-
-
-def _latest_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for rec in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: list(ids)})):
-        pk = rec.dagster_run.tags.get(PARTITION_TAG)
-        if pk and pk not in out:
-            out[pk] = rec
-    return out
-
-
-def _plain(metadata: Any) -> dict[str, Any]:
-    """Metadata values as plain Python (JSON metadata as dicts, numbers as numbers)."""
-    out = {}
-    for key, value in (metadata or {}).items():
-        raw = getattr(value, "value", value)
-        if isinstance(raw, str) and isinstance(value, dg.JsonMetadataValue):
-            raw = json.loads(raw)
-        out[key] = raw
-    return out

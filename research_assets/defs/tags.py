@@ -13,3 +13,8 @@ WILL_RETRY_TAG = "dagster/will_retry"
 # Metadata written by the gated assets, read back to derive a research's outcome.
 GATE_PASSED = "gate_passed"
 GATE_REASON = "gate_reason"
+
+# LLM usage metadata on strategy_spec and assessment (and on the observations of failed calls).
+USAGE_PREFIX = "usage/"
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+              "cache_read_input_tokens")

@@ -175,7 +175,7 @@ def test_claude_designs_and_assesses_and_usage_is_recorded(instance, fake, llm_e
     assert design_cost > 0 and assess_cost > 0
 
     # The status sums both calls; the day's spend counts them once.
-    [status] = load_statuses(instance, ["r-claude"])
+    [status] = load_statuses(instance, ["r-claude"], with_specs=True)
     assert (status.status, status.phase, status.reason) == ("completed", "done", None)
     assert (status.designer, status.verdict) == ("claude", "neutral")
     assert status.spec == expected

@@ -1,0 +1,82 @@
+"""Reads of the Dagster instance's event log and runs, through its public record APIs."""
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+from dagster._core.event_api import AssetRecordsFilter
+
+from research_assets.defs.tags import PARTITION_TAG
+
+
+def fetch_all(
+    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
+    observations: bool = False, after: float | None = None,
+) -> Iterator[Any]:
+    """Every materialization (or observation) of ``asset``, newest first."""
+    fetch = instance.fetch_observations if observations else instance.fetch_materializations
+    records_filter = AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None,
+        after_timestamp=after,
+    )
+    cursor = None
+    while True:
+        result = fetch(records_filter, limit=1000, cursor=cursor)
+        yield from result.records
+        if not result.has_more:
+            return
+        cursor = result.cursor
+
+
+def fetch_latest(
+    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
+    observations: bool = False, where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """The newest materialization (or observation) per partition of ``asset``."""
+    out: dict[str, Any] = {}
+    for rec in fetch_all(instance, asset, ids, observations):
+        if rec.partition_key and rec.partition_key not in out:
+            if where is None or where(metadata_of(rec)):
+                out[rec.partition_key] = rec
+    return out
+
+
+def metadata_of(rec: Any) -> dict[str, Any]:
+    event = rec.asset_materialization or rec.asset_observation
+    return plain(event.metadata if event else None)
+
+
+def plain(metadata: Any) -> dict[str, Any]:
+    """Metadata values as plain Python (JSON metadata as dicts, numbers as numbers)."""
+    out = {}
+    for key, value in (metadata or {}).items():
+        raw = getattr(value, "value", value)
+        if isinstance(raw, str) and isinstance(value, dg.JsonMetadataValue):
+            raw = json.loads(raw)
+        out[key] = raw
+    return out
+
+
+def latest_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> dict[str, Any]:
+    """The newest run record per partition."""
+    out: dict[str, Any] = {}
+    for rec in instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: list(ids)})):
+        pk = rec.dagster_run.tags.get(PARTITION_TAG)
+        if pk and pk not in out:
+            out[pk] = rec
+    return out
+
+
+def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Why a run failed: the ``reason`` a step failed with (our Failures carry one), else the
+    first line of the first step failure's error, else ``run_failed``."""
+    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = event.dagster_event.event_specific_data  # type: ignore[union-attr]
+        user = getattr(data, "user_failure_data", None)
+        reason = (user.metadata or {}).get("reason") if user is not None else None
+        if reason is not None:
+            return str(getattr(reason, "value", reason))
+        if data.error is not None:
+            return data.error.message.strip().splitlines()[0][:300]
+    return "run_failed"
