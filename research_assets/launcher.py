@@ -4,8 +4,11 @@ The default launcher (the code server starts one process per run) cannot tell ru
 whether a run's process is alive, so a run whose worker was killed (kill -9, its code server
 crashing with it) would stay STARTED forever and never be retried. This check reads the worker's
 pid from the run's own engine event and answers for a worker on this host only; whatever it
-cannot judge counts as running. While the run's code server does not answer, the run also counts
-as running: failing it then would make run retries give up (they need the code location).
+cannot judge counts as running. While a code server on a fixed port (``dagster code-server`` in
+the production topology) does not answer, the run also counts as running: failing it then would
+make run retries give up, as they need the code location, and that server comes back on the same
+port. A code server on a socket is one the daemon or ``dagster dev`` started; a new one gets a
+new socket, so once the run's socket does not answer, the run's worker is judged at once.
 """
 
 import json
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.storage.tags import GRPC_INFO_TAG  # ".dagster/grpc_info", set at launch
 
 _WORKER_PID = re.compile(r"Executing steps in process \(pid: (\d+)\)")
 _LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", socket.gethostname()}
@@ -41,7 +45,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         pid, reported_at = found
         if _process_alive_since(pid, reported_at):
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker process {pid} is alive")
-        if not self._code_server_answers(run):
+        if not _on_socket(run) and not self._code_server_answers(run):
             return CheckRunHealthResult(
                 WorkerStatus.RUNNING, "code server unreachable; judging once it is back"
             )
@@ -58,12 +62,21 @@ class LocalRunLauncher(DefaultRunLauncher):
             return False
 
 
-def _launched_on_this_host(run: dg.DagsterRun) -> bool:
+def _grpc_info(run: dg.DagsterRun) -> dict:
     try:
-        info = json.loads(run.tags.get("dagster/grpc_info") or "{}")
+        info = json.loads(run.tags.get(GRPC_INFO_TAG) or "{}")
     except ValueError:
-        return False
-    return bool(info.get("socket")) or info.get("host") in _LOCAL_HOSTS
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _launched_on_this_host(run: dg.DagsterRun) -> bool:
+    info = _grpc_info(run)
+    return bool(info.get("socket")) or (bool(info) and info.get("host") in _LOCAL_HOSTS)
+
+
+def _on_socket(run: dg.DagsterRun) -> bool:
+    return bool(_grpc_info(run).get("socket"))
 
 
 def _process_alive_since(pid: int, since: float) -> bool:

@@ -9,6 +9,7 @@ import time
 import dagster as dg
 import pytest
 from dagster._core.launcher import WorkerStatus
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from research_assets.launcher import LocalRunLauncher, _process_alive_since
 
@@ -26,7 +27,7 @@ def launcher_instance(tmp_path):
 
 
 def started_run(instance, grpc_info: dict | None = None) -> dg.DagsterRun:
-    tags = {"dagster/grpc_info": json.dumps(grpc_info or {"host": "localhost",
+    tags = {GRPC_INFO_TAG: json.dumps(grpc_info or {"host": "localhost",
                                                           "socket": "/tmp/s"})}
     return instance.add_run(dg.DagsterRun(job_name="research_job", status=dg.DagsterRunStatus
                                           .STARTED, tags=tags))
@@ -36,12 +37,24 @@ def health(instance, run) -> WorkerStatus:
     return instance.run_launcher.check_run_worker_health(run).status
 
 
-@pytest.mark.parametrize("code_server_answers", [True, False])
+SOCKET = {"host": "localhost", "socket": "/tmp/s"}  # a server the daemon or `dagster dev` started
+PORT = {"host": "localhost", "port": 4266}  # `dagster code-server` on a fixed port
+
+
+@pytest.mark.parametrize(("grpc_info", "code_server_answers", "expected"), [
+    (SOCKET, True, WorkerStatus.FAILED),
+    # A new server gets a new socket: the run's server does not come back.
+    (SOCKET, False, WorkerStatus.FAILED),
+    (PORT, True, WorkerStatus.FAILED),
+    # It may come back on its port; retries need it: judged once it answers.
+    (PORT, False, WorkerStatus.RUNNING),
+])
 def test_a_live_worker_is_running_and_a_killed_one_failed(launcher_instance, monkeypatch,
-                                                          code_server_answers):
+                                                          grpc_info, code_server_answers,
+                                                          expected):
     monkeypatch.setattr(LocalRunLauncher, "_code_server_answers",
                         lambda self, run: code_server_answers)
-    run = started_run(launcher_instance)
+    run = started_run(launcher_instance, grpc_info)
     assert health(launcher_instance, run) == WorkerStatus.RUNNING  # no pid reported yet
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -52,8 +65,6 @@ def test_a_live_worker_is_running_and_a_killed_one_failed(launcher_instance, mon
     finally:
         worker.kill()
         worker.wait()
-    # A dead worker fails the run, unless the code server that started it does not answer.
-    expected = WorkerStatus.FAILED if code_server_answers else WorkerStatus.RUNNING
     assert health(launcher_instance, run) == expected
 
 

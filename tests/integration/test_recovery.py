@@ -138,7 +138,8 @@ def test_daemon_killed_while_researches_queue(instance, daemon, dagster_home, da
                         f"run {run.run_id} of {research_id} lost its worker with the daemon's "
                         f"process group and is still STARTED after {ORPHAN_GRACE_S} s: nothing "
                         "fails a run whose worker died (the run launcher needs a worker health "
-                        "check for run monitoring)\n" + describe(instance, ids))
+                        "check for run monitoring)\n" + describe(instance, ids) + "\n"
+                        + daemon.log_tail(20))
         found = statuses_by_id(instance, ids)
         return all(s.status in FINAL for s in found.values()) and found
 
