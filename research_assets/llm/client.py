@@ -30,9 +30,8 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from research_assets.llm.config import (
@@ -50,6 +49,9 @@ from research_assets.llm.errors import (
     redact,
 )
 from research_assets.llm.pricing import known_models
+
+if TYPE_CHECKING:  # the SDK takes about a second to import: only a Claude run pays for it
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ class Reply:
     request_id: str | None = None
 
 
-def _api_message(e: anthropic.APIStatusError) -> tuple[str, str]:
+def _api_message(e: "anthropic.APIStatusError") -> tuple[str, str]:
     """The error type and message from an API error body (``{"error": {"type", "message"}}``)."""
     body = e.body
     kind, message = "", ""
@@ -169,6 +171,8 @@ class ClaudeClient:
         self._sleep = sleep
         self._key = settings.api_key
         self._base_url = settings.base_url or DEFAULT_BASE_URL
+        import anthropic
+
         self._client = anthropic.Anthropic(
             api_key=settings.api_key,
             base_url=self._base_url,
@@ -195,6 +199,8 @@ class ClaudeClient:
     ) -> Reply:
         """One model turn, retried on transient failures; raises ``LLMError`` or
         ``LLMConfigError``."""
+        import anthropic
+
         s = self.settings
         attempts = s.max_retries + 1
         last = ""
