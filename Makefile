@@ -22,16 +22,18 @@ setup: $(BIN)/research
 demo: setup
 	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/research run --count $(COUNT) --seed $(SEED)
 
+# Every test, the integration suites included (a real dagster-daemon, code server, webserver and
+# Chromium on SQLite and Postgres). Four workers: those suites mostly wait on their processes.
 test: setup
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4
 
-# Real dagster-daemon / code server / webserver / Chromium on SQLite and Postgres (slow).
+# Only the integration suites.
 test-integration: setup
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
-	$(BIN)/pytest -m integration tests/integration tests/topology
+	$(BIN)/pytest -n 4 -m integration tests/integration tests/topology
 
 ui: setup
 	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
+from tests.integration.conftest import wait_for
 from tests.postgres_support import fresh_database, postgres_storage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,19 +74,6 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5,
-             on_timeout: Callable[[], str] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = on_timeout() if on_timeout else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail}")
-        time.sleep(interval)
 
 
 def make_spec(*, name: str, epochs: int = 8, symbol: str = "EURUSD",
