@@ -43,13 +43,14 @@ def finish(proc: subprocess.Popen[str]) -> dict:
 
 
 def test_cancel_queued_and_running_researches(instance, daemon, dagster_home):
+    # 1000 epochs (about 70 s on a quiet machine) outlast a cancel even on a loaded one.
     running = "r-cancel-a-running"  # slow training: cancelled while it trains
     other = "r-cancel-b-other"
     queued = "r-cancel-c-queued"  # waits behind the two above: cancelled in the queue
     last = "r-cancel-d-other"
     ids = [running, other, queued, last]
     record_request(instance, running, seed=1,
-                   spec=make_spec(epochs=300, symbol="BTCUSD", early_stopping=False))
+                   spec=make_spec(epochs=1000, symbol="BTCUSD", early_stopping=False))
     for i, research_id in enumerate(ids[1:], 2):
         record_request(instance, research_id, spec=make_spec(), seed=i)
 

@@ -116,13 +116,17 @@ def test_daemon_killed_while_researches_queue(instance, daemon, dagster_home, da
         queued = [r for r in runs if r.status == dg.DagsterRunStatus.QUEUED]
         return executing and queued and (executing, queued)
 
-    executing, queued = wait_for(executing_and_queued, 300, "runs executing and runs queued",
-                                 on_timeout=lambda: describe(instance, ids))
+    wait_for(executing_and_queued, 300, "runs executing and runs queued",
+             on_timeout=lambda: describe(instance, ids))
     daemon.kill()
     wait_for(lambda: not processes_of(dagster_home), 15, "the killed processes to go",
              on_timeout=lambda: str(processes_of(dagster_home)))
-    killed = {r.run_id for r in executing}
-    queued_ids = {r.run_id for r in queued}
+    # What the kill hit, read after it: the daemon may have dequeued a run in between.
+    at_kill = [r for i in ids for r in runs_of(instance, i)]
+    killed = {r.run_id for r in at_kill if r.status in (
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING)}
+    queued_ids = {r.run_id for r in at_kill if r.status == dg.DagsterRunStatus.QUEUED}
+    assert killed and queued_ids, describe(instance, ids)
 
     daemon.start()
     orphaned_since: dict[str, float] = {}
