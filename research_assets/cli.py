@@ -312,7 +312,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from research_assets.defs.records import load_statuses, research_ids
+    from research_assets.defs.records import research_ids
+    from research_assets.defs.status_view import read_statuses
 
     instance = _instance()
     if args.id is not None:
@@ -321,11 +322,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"no research with id {args.id!r} in {os.environ['DAGSTER_HOME']}; "
                 "`research status` lists them"
             )
-        statuses = load_statuses(instance, [args.id])
+        statuses = read_statuses(instance, [args.id])
     else:
-        statuses = load_statuses(instance)
+        statuses = read_statuses(instance)
     if args.json:
-        _emit_json({"researches": [s.to_json() for s in statuses]})
+        # Each status is kept encoded (status_view.py): the object is assembled, not re-encoded.
+        sys.stdout.write('{"researches": [' + ", ".join(s.document for s in statuses) + "]}\n")
     elif not statuses:
         sys.stdout.write("no researches yet; start one with `research run` or `research trigger`\n")
     else:
@@ -337,16 +339,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
-    """One line per research, newest last: where it is and how it went."""
+    """One line per research (status_view.RenderedStatus), newest last: where it is and how it
+    went."""
     now = time.time() if now is None else now
     header = ["research", "status", "phase", "worker", "age", "strategy", "training",
               "backtest", "sharpe", "cost $", "reason"]
-    rows = [[
-        s.id, s.status, s.phase, s.worker or "-", _age(now - s.created_at) if s.created_at
-        else "-", s.strategy or "-", s.gates["training_gate"] or "-",
-        s.gates["backtest_gate"] or "-", _fmt(s.backtest_summary.get("Sharpe Ratio")),
-        f"{s.cost_usd:.4f}", s.reason or "",
-    ] for s in statuses]
+    rows = []
+    for s in statuses:
+        d = s.data
+        rows.append([
+            d["id"], d["status"], d["phase"], d["worker"] or "-",
+            _age(now - d["created_at"]) if d["created_at"] else "-", d["strategy"] or "-",
+            d["gates"]["training_gate"] or "-", d["gates"]["backtest_gate"] or "-",
+            _fmt(s.sharpe), f"{d['cost_usd']:.4f}", d["reason"] or "",
+        ])
     return _table(header, rows)
 
 

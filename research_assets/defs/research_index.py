@@ -64,14 +64,15 @@ _SETTLED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED}
 _RETRY_DECIDED_S = 600
 
 
-def _bucket(research_id: str) -> int:
+def bucket_of(research_id: str) -> int:
     return zlib.crc32(research_id.encode()) % BUCKETS
 
 
-STATUS_ROW, SPEC_ROW = "", "spec/"
+# Row kinds: status digests and runs; specs (memory only); rendered statuses (status_view.py).
+STATUS_ROW, SPEC_ROW, VIEW_ROW = "", "spec/", "view/"
 
 
-def _key(bucket: int, row: str = STATUS_ROW) -> str:
+def row_key(bucket: int, row: str = STATUS_ROW) -> str:
     return f"{KEY_PREFIX}{row}{bucket}"
 
 
@@ -98,7 +99,7 @@ class ResearchIndex:
         self._instance = instance
         self._wanted = set(ids)
         self._complete = complete
-        self._stored = _load(instance, sorted({_bucket(pk) for pk in self._wanted}))
+        self._stored = load_rows(instance, sorted({bucket_of(pk) for pk in self._wanted}))
         self.researches = {pk: d for b in self._stored.values() for pk, d in b["r"].items()
                            if pk in self._wanted}
         self.runs = {rid: r for b in self._stored.values() for rid, r in b["runs"].items()
@@ -231,13 +232,13 @@ def _read_specs(instance: dg.DagsterInstance, ids: list[str],
     (``spec/<bucket>``: {research id: [storage id, spec]}), checked against the status digests'
     storage ids (just brought up to date) and re-read where they differ."""
     stream = "m/strategy_spec"
-    buckets = sorted({_bucket(pk) for pk in ids})
-    rows = _load(instance, buckets, SPEC_ROW)
+    buckets = sorted({bucket_of(pk) for pk in ids})
+    rows = load_rows(instance, buckets, SPEC_ROW)
     out: dict[str, dict[str, Any]] = {}
     stale = []
     for pk in ids:
         sid = researches.get(pk, {}).get("sid", {}).get(stream)
-        cached = rows.get(_bucket(pk), {}).get(pk)
+        cached = rows.get(bucket_of(pk), {}).get(pk)
         if sid is None:
             continue
         if cached and cached[0] == sid:
@@ -249,11 +250,11 @@ def _read_specs(instance: dg.DagsterInstance, ids: list[str],
     for chunk in _chunks(stale):
         for pk, rec in fetch_latest(instance, "strategy_spec", chunk).items():
             spec = metadata_of(rec).get("spec") or None
-            rows.setdefault(_bucket(pk), {})[pk] = [rec.storage_id, spec]
-            touched.add(_bucket(pk))
+            rows.setdefault(bucket_of(pk), {})[pk] = [rec.storage_id, spec]
+            touched.add(bucket_of(pk))
             if spec:
                 out[pk] = spec
-    _write(instance, {_key(b, SPEC_ROW): rows[b] for b in touched})
+    write_rows(instance, {row_key(b, SPEC_ROW): rows[b] for b in touched})
     return out
 
 
@@ -268,7 +269,7 @@ def _refresh_runs(
         changed.add(runs.pop(run_id)["pk"])
     now = time.time()
     stale = (existing - set(runs)) | {r["id"] for r in _newest_runs(runs).values()
-                                      if not _settled(r, now)}
+                                      if not run_settled(r, now)}
     for chunk in _chunks(sorted(stale)):
         for rec in instance.get_run_records(dg.RunsFilter(run_ids=chunk)):
             run = rec.dagster_run
@@ -287,7 +288,7 @@ def _refresh_runs(
                 changed.add(pk)
 
 
-def _settled(run: dict[str, Any], now: float) -> bool:
+def run_settled(run: dict[str, Any], now: float) -> bool:
     """A run whose fields a status reads can no longer change. A failed run is, once run
     retries have said they will not retry it (or, without run retries, a while after it ended:
     the daemon tags a failed run within seconds)."""
@@ -308,17 +309,17 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 # -- storage: BUCKETS rows of the instance's key-value store ------------------------------
 
 
-def _load(instance: dg.DagsterInstance, buckets: list[int],
+def load_rows(instance: dg.DagsterInstance, buckets: list[int],
           row: str = STATUS_ROW) -> dict[int, dict[str, Any]]:
     try:
-        values = instance.run_storage.get_cursor_values({_key(b, row) for b in buckets})
+        values = instance.run_storage.get_cursor_values({row_key(b, row) for b in buckets})
     except Exception as exc:  # a storage without a key-value store: the index is not kept
         _log.debug("research index not readable: %s", exc)
         return {}
     out = {}
     for b in buckets:
         try:
-            value = json.loads(values[_key(b, row)])
+            value = json.loads(values[row_key(b, row)])
             out[b] = ({"r": dict(value["r"]), "runs": dict(value["runs"])} if row == STATUS_ROW
                       else dict(value))
         except (KeyError, TypeError, ValueError):  # absent, or not ours: rebuilt
@@ -326,7 +327,7 @@ def _load(instance: dg.DagsterInstance, buckets: list[int],
     return out
 
 
-def _write(instance: dg.DagsterInstance, rows: dict[str, Any]) -> None:
+def write_rows(instance: dg.DagsterInstance, rows: dict[str, Any]) -> None:
     """One row per call: Dagster's SQL set_cursor_values updates every key it is given, or
     inserts every key, never a mix."""
     for key, value in sorted(rows.items()):
@@ -344,7 +345,7 @@ def _save(
     changed: set[str],
 ) -> None:
     """Write back the buckets of the researches that changed."""
-    touched = {_bucket(pk) for pk in changed}
+    touched = {bucket_of(pk) for pk in changed}
     for b in touched:
         bucket = stored.setdefault(b, {"r": {}, "runs": {}})
         # What was read of this bucket is replaced; researches not asked for are kept, unless
@@ -354,16 +355,16 @@ def _save(
         bucket["runs"] = {k: r for k, r in bucket["runs"].items()
                           if r["pk"] not in wanted and not complete}
     for pk, digest in researches.items():
-        if _bucket(pk) in touched:
-            stored[_bucket(pk)]["r"][pk] = digest
+        if bucket_of(pk) in touched:
+            stored[bucket_of(pk)]["r"][pk] = digest
     for run_id, run in runs.items():
-        if _bucket(run["pk"]) in touched:
-            stored[_bucket(run["pk"])]["runs"][run_id] = run
-    _write(instance, {_key(b): stored[b] for b in touched})
+        if bucket_of(run["pk"]) in touched:
+            stored[bucket_of(run["pk"])]["runs"][run_id] = run
+    write_rows(instance, {row_key(b): stored[b] for b in touched})
 
 
 def reset(instance: dg.DagsterInstance) -> None:
     """Empty the index (it is rebuilt on the next read)."""
     for b in range(BUCKETS):
-        for row in (STATUS_ROW, SPEC_ROW):
-            instance.run_storage.set_cursor_values({_key(b, row): ""})
+        for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
+            instance.run_storage.set_cursor_values({row_key(b, row): ""})

@@ -1,14 +1,17 @@
-"""Statuses through the research index (research_assets/defs/research_index.py), over synthetic
-researches of every kind, on SQLite and on Postgres.
+"""Statuses through the research index (research_assets/defs/research_index.py) and the
+rendered statuses `research status` prints (status_view.py), over synthetic researches of every
+kind, on SQLite and on Postgres.
 
 The records are written through Dagster's public APIs (requests via ``record_request``, runs via
 ``add_run``, materializations and observations as asset events, step failures in the runs' logs)
 in the metadata shapes the real assets write. Each research's status is checked against what its
 kind must show; then the index is checked to follow whatever changes in the instance (new events
-and runs, retries, wipes, deleted runs) and to correct a stale or damaged copy of itself.
+and runs, retries, wipes, deleted runs) and to correct a stale or damaged copy of itself; the
+view must print exactly what the statuses derived afresh say, at every step.
 Nothing is timed here (see benchmarks/orchestration.py).
 """
 
+import json
 import math
 import time
 import uuid
@@ -33,6 +36,7 @@ from research_assets.defs.records import (
     record_cancel,
     record_request,
 )
+from research_assets.defs.status_view import encode, read_statuses
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -236,6 +240,15 @@ def statuses_with_specs(instance, ids=None):
     return load_statuses(instance, ids, with_specs=True)
 
 
+def view_agrees(instance, ids=None) -> bool:
+    """What `research status` prints (the view) is what the statuses derived now say."""
+    got = [(r.data, r.sharpe) for r in read_statuses(instance, ids)]
+    want = [(json.loads(encode(s)), s.backtest_summary.get("Sharpe Ratio"))
+            for s in load_statuses(instance, ids)]
+    assert repr(got) == repr(want)
+    return True
+
+
 def snapshot(statuses):
     """Everything a status carries, the spec and the memory record included (repr: NaN
     compares equal to itself)."""
@@ -293,13 +306,25 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     assert set(reads) <= {"get_run_records"}
     assert snapshot(warm) == snapshot(cold)
     assert repr([r.to_prompt_dict() for r in load_memory(any_instance).records]) == memory
+    assert view_agrees(any_instance)
+    # A warm view reads no event and no run, but failed runs whose retry is not decided.
+    reads.clear()
+    retrying = [s.run_id for s in cold if s.run_id and any_instance.get_run_by_id(
+        s.run_id).tags.get(WILL_RETRY_TAG) == "true"]
+    assert retrying
+    monkeypatch.setattr(any_instance, "get_runs", lambda *a, _o=any_instance.get_runs, **k: (
+        reads.append(("get_runs", tuple(sorted(a[0].run_ids)))) or _o(*a, **k)))
+    assert [r.id for r in read_statuses(any_instance)] == [s.id for s in cold]
+    assert reads == [("get_runs", tuple(sorted(retrying)))]
     monkeypatch.undo()
 
     # A few ids read the same as all of them, and an empty index is rebuilt to the same.
     few = [s.id for s in cold][::5]
     assert snapshot(statuses_with_specs(any_instance, few)) == snapshot(
         [s for s in cold if s.id in set(few)])
+    assert view_agrees(any_instance, few)
     research_index.reset(any_instance)
+    assert view_agrees(any_instance)
     assert snapshot(statuses_with_specs(any_instance)) == snapshot(cold)
     runs = load_fleet(any_instance)[1]
     assert len(runs) == len(any_instance.get_run_ids()) and {r["worker"] for r in runs} == {
@@ -312,6 +337,7 @@ def test_the_index_follows_the_instance(any_instance, small_spec):
     load_statuses(any_instance)
 
     def status_of(pk):
+        assert view_agrees(any_instance) and view_agrees(any_instance, [pk])
         return {s.id: s for s in load_statuses(any_instance)}[pk]
 
     # A running research goes on to complete.
@@ -351,8 +377,10 @@ def test_the_index_follows_the_instance(any_instance, small_spec):
 def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec):
     built = build(any_instance, small_spec, per_kind=1)
     load_statuses(any_instance)
-    keys = {research_index._key(b, row) for b in range(research_index.BUCKETS)
-            for row in (research_index.STATUS_ROW, research_index.SPEC_ROW)}
+    read_statuses(any_instance)
+    keys = {research_index.row_key(b, row) for b in range(research_index.BUCKETS)
+            for row in (research_index.STATUS_ROW, research_index.SPEC_ROW,
+                        research_index.VIEW_ROW)}
     old = dict(any_instance.run_storage.get_cursor_values(keys))
     pk = next(pk for pk, (kind, _i) in built.items() if kind == "running")
     for asset, gate in (("trained_model", True), ("backtest_report", True), ("assessment", None),
@@ -365,11 +393,17 @@ def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec):
     # A reader that started before those changes writes back what it had read.
     for key, value in old.items():
         any_instance.run_storage.set_cursor_values({key: value})
+    assert view_agrees(any_instance)
     assert snapshot(statuses_with_specs(any_instance)) == expected
-    # Rows that are not an index at all.
+    # Rows that are not an index at all, or entries that are not.
     for key in keys:
         any_instance.run_storage.set_cursor_values({key: "not json {"})
+    assert view_agrees(any_instance)
     assert snapshot(statuses_with_specs(any_instance)) == expected
+    for b in range(research_index.BUCKETS):
+        any_instance.run_storage.set_cursor_values({
+            research_index.row_key(b, research_index.VIEW_ROW): json.dumps({pk: [1, "x"]})})
+    assert view_agrees(any_instance)
 
 
 def _run_event(run, event_type):
