@@ -12,6 +12,7 @@ line of stdout is one JSON object.
 """
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -28,6 +29,10 @@ EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_BUDGET_EXHAUSTED, EXIT_AT_CAPACITY, EXIT_QUEUE_FULL = 3, 4, 5
 REFUSAL_EXIT_CODES = {"budget_exhausted": EXIT_BUDGET_EXHAUSTED,
                       "at_capacity": EXIT_AT_CAPACITY, "queue_full": EXIT_QUEUE_FULL}
+# Commands that read, print and exit within seconds. They allocate much (Dagster's imports, a
+# status per research) and leave little garbage in cycles: the cyclic collector's passes cost
+# them a tenth to a sixth of their time and free nothing that exit would not.
+_SHORT_COMMANDS = {"trigger", "cancel", "status", "metrics"}
 
 
 class CliError(Exception):
@@ -48,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    collecting = gc.isenabled()
+    if args.command in _SHORT_COMMANDS:
+        gc.disable()
     _quiet_dagster()
     from research_assets.core.errors import ResearchError
 
@@ -59,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("research: interrupted\n")
         return 130
+    finally:
+        if collecting:  # main() may be called in a longer-lived process
+            gc.enable()
 
 
 def _parser() -> argparse.ArgumentParser:
