@@ -273,8 +273,10 @@ def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -
 def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
     stats = {k: json_safe(v) for k, v in report.stats.items()}
     summary = json_safe(report.summary)
-    columns = ["dataset", *next(iter(stats.values())).keys()] if stats else ["dataset"]
-    rows = [dg.TableRecord({"dataset": k, **{c: v for c, v in s.items() if v is not None}})
+    # Every row has every column (Dagster requires it): a figure one dataset lacks (no trades,
+    # so no Sharpe ratio) is an empty cell.
+    columns = ["dataset", *dict.fromkeys(c for s in stats.values() for c in s)]
+    rows = [dg.TableRecord({"dataset": k, **{c: s.get(c) for c in columns[1:]}})
             for k, s in stats.items()]
     metadata: dict[str, Any] = {
         "period": report.period,

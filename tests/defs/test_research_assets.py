@@ -127,3 +127,20 @@ def test_same_spec_same_seed_gives_same_metrics(instance, small_spec):
     a, b = load_statuses(instance, ["r-a", "r-b"])
     assert a.training == b.training
     assert a.backtest == b.backtest
+
+
+def test_report_metadata_of_datasets_with_missing_figures():
+    """A dataset whose backtest made no trade has no Sharpe ratio (NaN): its row of the
+    statistics table shows an empty cell, and the other datasets' rows are unchanged."""
+    from research_assets.core.pipeline import BacktestReport
+    from research_assets.defs.assets import _report_metadata
+
+    stats = {"BTCUSD/1h": {"# Trades": 12.0, "Sharpe Ratio": 1.5},
+             "EURUSD/1h": {"# Trades": 0.0, "Sharpe Ratio": float("nan")}}
+    report = BacktestReport("lockbox", stats, {"# Trades": 12.0, "Sharpe Ratio": 1.5})
+    table = _report_metadata(report)["statistics"]
+    assert [c.name for c in table.schema.columns] == ["dataset", "# Trades", "Sharpe Ratio"]
+    assert [r.data for r in table.records] == [
+        {"dataset": "BTCUSD/1h", "# Trades": 12.0, "Sharpe Ratio": 1.5},
+        {"dataset": "EURUSD/1h", "# Trades": 0.0, "Sharpe Ratio": None},
+    ]
