@@ -323,12 +323,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from research_assets.defs.records import research_ids
+    from research_assets.defs.partitions import research_partitions
     from research_assets.defs.status_view import read_statuses
 
     instance = _instance()
     if args.id is not None:
-        if args.id not in set(research_ids(instance)):
+        if not instance.has_dynamic_partition(research_partitions.name, args.id):
             raise CliError(
                 f"no research with id {args.id!r} in {os.environ['DAGSTER_HOME']}; "
                 "`research status` lists them"
