@@ -18,7 +18,7 @@ import logging
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -158,10 +158,7 @@ def _refresh_events(
     few = set(ids) if len(ids) <= _CHUNK else None
     for kind, asset in STREAMS:
         stream = f"{kind}/{asset}"
-        event_type = (dg.DagsterEventType.ASSET_MATERIALIZATION if kind == "m"
-                      else dg.DagsterEventType.ASSET_OBSERVATION)
-        newest = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type,
-                                                             partitions=few)
+        newest = newest_event_ids(instance, kind, asset, few)
         stale = [pk for pk in ids
                  if researches.get(pk, {}).get("sid", {}).get(stream) != newest.get(pk)]
         if not stale:
@@ -184,6 +181,16 @@ def _refresh_events(
             (_apply_materializations if kind == "m" else _apply_observations)(
                 digest, asset, stream, recs)
             changed.add(pk)
+
+
+def newest_event_ids(instance: dg.DagsterInstance, kind: str, asset: str,
+                     partitions: set[str] | None) -> Mapping[str, int]:
+    """The newest event's storage id per partition of one stream (an index query: no bodies);
+    ``partitions``: only these (None: all)."""
+    event_type = (dg.DagsterEventType.ASSET_MATERIALIZATION if kind == "m"
+                  else dg.DagsterEventType.ASSET_OBSERVATION)
+    return instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type,
+                                                       partitions=partitions)
 
 
 def _apply_materializations(digest: dict[str, Any], asset: str, stream: str,

@@ -28,6 +28,7 @@ from research_assets.defs.research_index import (
     VIEW_ROW,
     bucket_of,
     load_rows,
+    newest_event_ids,
     row_key,
     run_settled,
     write_rows,
@@ -96,11 +97,7 @@ def _fingerprints(instance: dg.DagsterInstance, ids: list[str],
     few = set(ids) if len(ids) <= _FEW else None
     sids = {pk: ["0"] * len(STREAMS) for pk in ids}
     for i, (kind, asset) in enumerate(STREAMS):
-        event_type = (dg.DagsterEventType.ASSET_MATERIALIZATION if kind == "m"
-                      else dg.DagsterEventType.ASSET_OBSERVATION)
-        newest = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type,
-                                                             partitions=few)
-        for pk, sid in newest.items():
+        for pk, sid in newest_event_ids(instance, kind, asset, few).items():
             if pk in sids:
                 sids[pk][i] = str(sid)
     runs_filter = dg.RunsFilter(tags={PARTITION_TAG: sorted(few)}) if few else dg.RunsFilter()

@@ -30,8 +30,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import clean_env, processes_of, wait_for
 from tests.postgres_support import fresh_database, postgres_storage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,10 +40,6 @@ BIN = Path(sys.executable).parent
 LOCATION = "research_assets"
 FINAL = ("completed", "rejected", "failed", "cancelled")
 VERDICT = ("completed", "rejected")
-
-# Variables that would change what a run does (a real LLM, other data, other gates, limits).
-_SCRUBBED_PREFIXES = ("ANTHROPIC_", "RESEARCH_", "GATE_", "DAGSTER_")
-_SCRUBBED = {"MARKET_DATA_DIR"}
 
 # Every gate wide open. The gates read GATE_* in the run worker, and with the default run
 # launcher the run worker is a child of the code server, so these go into the code server's
@@ -74,39 +69,6 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def make_spec(*, name: str, epochs: int = 8, symbol: str = "EURUSD",
-              early_stopping: bool = True) -> StrategySpec:
-    """The example spec made small: two-class labels (which trade), FX-sized costs, few epochs.
-    Many epochs without early stopping make training last (about 0.07 s an epoch)."""
-    data = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
-    data["name"] = name
-    data["training"]["epochs"] = epochs
-    data["training"]["labels"] = {"source": "forward_return", "horizon": 12, "threshold": 0.0}
-    data["training"]["early_stopping"] = {"enabled": early_stopping, "patience": 8}
-    data["backtest"] = {"commission": 0.0001, "slippage": 0.00005}
-    data["training_data"]["symbols"] = [symbol]
-    return StrategySpec.from_dict(data)
-
-
-def processes_of(home: Path) -> dict[int, str]:
-    """Live processes started for this DAGSTER_HOME, found by their environment."""
-    marker = f"DAGSTER_HOME={home}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        found[int(entry.name)] = cmd.strip()
-    return found
 
 
 def group_members(pgid: int) -> list[int]:
@@ -208,13 +170,7 @@ class Topology:
         self.services = [self.code_server, self.daemon, self.webserver]
 
     def env(self, **extra: str) -> dict[str, str]:
-        """This process's environment without anything that changes a research (no API key:
-        the offline designer and the rule-based assessor), with this DAGSTER_HOME."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED}
-        env.update({"DAGSTER_HOME": str(self.home), "RESEARCH_DESIGNER": "offline",
-                    "PYTHONUNBUFFERED": "1", **extra})
-        return env
+        return clean_env(self.home, **extra)
 
     def logs(self) -> str:
         return "\n".join(s.log_tail() for s in self.services)

@@ -13,13 +13,13 @@ import dagster as dg
 import pytest
 from dagster._core.event_api import AssetRecordsFilter
 
+from tests.integration.conftest import make_spec
 from tests.topology.conftest import (
     LOCATION,
     VERDICT,
     Topology,
     chromium_page,
     group_members,
-    make_spec,
     wait_for,
 )
 
