@@ -122,6 +122,35 @@ def test_trigger_prints_an_id_and_status_shows_it_queued(home):
     assert payload["researches"][0]["phase"] == "designing"
 
 
+def test_short_commands_print_everything_before_their_quick_exit(home):
+    # Short commands leave with os._exit (cli.entry), which flushes nothing itself: output small
+    # enough to sit in the buffer, and output larger than a pipe's, must arrive whole, and a
+    # reader that stops early must not get a traceback. Buffered, as a user's shell runs it.
+    import dagster as dg
+
+    buffered = {"PYTHONUNBUFFERED": ""}
+    research_id = research("trigger", "--seed", "4", home=home, env=buffered).stdout.strip()
+    assert research_id.startswith("r-")
+    ids = [f"r-20260101-000000-{i:04x}" for i in range(400)]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("research", ids)
+    result = research("status", "--json", home=home, env=buffered)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout) > 2**16
+    assert [r["id"] for r in last_json(result.stdout)["researches"]] == [*ids, research_id]
+    table = research("status", home=home, env=buffered)
+    assert table.stdout.splitlines()[-1].startswith(research_id)
+
+    env = {**os.environ, "DAGSTER_HOME": str(home), **buffered}
+    status = subprocess.Popen([sys.executable, "-m", "research_assets.cli", "status", "--json"],
+                              env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status.stdout.read(100)
+    status.stdout.close()  # the reader goes away (as `research status | head -1` does)
+    stderr = status.stderr.read().decode()
+    assert status.wait(timeout=120) == 141  # as a process killed by SIGPIPE
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 @pytest.mark.slow
 def test_run_json_contract(home):
     result = research("run", "--count", "2", "--seed", "3", "--json", home=home)
