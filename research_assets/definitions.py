@@ -10,6 +10,7 @@ from research_assets.defs.assets import (
     strategy_spec,
     trained_model,
 )
+from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.jobs import market_data_job, research_job
 from research_assets.defs.resources import (
     DesignerResource,
@@ -25,6 +26,7 @@ defs = dg.Definitions(
     jobs=[research_job, market_data_job],
     sensors=[research_intake, research_autopilot],
     resources={
+        "cancel_watch": CancelWatchResource(),
         "datasets": MarketDataResource(),
         "designer": DesignerResource(),
         "gates": QualityGatesResource(),

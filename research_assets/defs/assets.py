@@ -2,6 +2,8 @@
 
 ``strategy_spec`` → ``trained_model`` [training_gate] → ``backtest_report`` [backtest_gate] →
 ``assessment`` → ``lockbox_report``, all partitioned by research; ``market_data`` upstream.
+Each research asset takes ``cancel_watch`` (cancel_watch.py), so a cancelled run stops even
+when Dagster's one interrupt is lost.
 """
 
 from typing import Any
@@ -18,6 +20,7 @@ from research_assets.core.metrics import json_safe
 from research_assets.core.plots import equity_curve_png, png_markdown
 from research_assets.core.spec import StrategySpec
 from research_assets.core.training import TrainedModel
+from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.records import (
     latest_metadata,
@@ -91,7 +94,8 @@ def market_data(datasets: MarketDataResource) -> dg.MaterializeResult:
 
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
 def strategy_spec(
-    context: dg.AssetExecutionContext, designer: DesignerResource, datasets: MarketDataResource
+    context: dg.AssetExecutionContext, designer: DesignerResource, datasets: MarketDataResource,
+    cancel_watch: CancelWatchResource,
 ) -> dg.Output[StrategySpec]:
     """A strategy designed for this research, from the brief and the memory of past researches."""
     research_id = context.partition_key
@@ -133,6 +137,7 @@ def strategy_spec(
 def trained_model(
     context: dg.AssetExecutionContext, strategy_spec: StrategySpec,
     datasets: MarketDataResource, training: TrainingResource, gates: QualityGatesResource,
+    cancel_watch: CancelWatchResource,
 ):
     """The spec's MLP, trained on the train period and scored on the backtest period."""
     try:
@@ -165,7 +170,7 @@ def trained_model(
 )
 def backtest_report(
     context: dg.AssetExecutionContext, trained_model: TrainedModel,
-    datasets: MarketDataResource, gates: QualityGatesResource,
+    datasets: MarketDataResource, gates: QualityGatesResource, cancel_watch: CancelWatchResource,
 ):
     """The model's signals backtested on the backtest period of every symbol and timeframe."""
     _require_gate(context, "trained_model", "training_gate")
@@ -182,6 +187,7 @@ def backtest_report(
 def assessment(
     context: dg.AssetExecutionContext, strategy_spec: StrategySpec, trained_model: TrainedModel,
     backtest_report: pipeline.BacktestReport, designer: DesignerResource,
+    cancel_watch: CancelWatchResource,
 ) -> dg.Output[Any]:
     """What this research shows, and what to try next: read by later designs."""
     _require_gate(context, "backtest_report", "backtest_gate")
@@ -217,7 +223,7 @@ def assessment(
 )
 def lockbox_report(
     context: dg.AssetExecutionContext, trained_model: TrainedModel,
-    datasets: MarketDataResource,
+    datasets: MarketDataResource, cancel_watch: CancelWatchResource,
 ) -> dg.Output[pipeline.BacktestReport]:
     """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
     designer, gate or assessment ever sees these figures."""
