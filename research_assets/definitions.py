@@ -12,6 +12,7 @@ from research_assets.defs.assets import (
 )
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.jobs import market_data_job, research_job
+from research_assets.defs.pool_setup import PoolsResource
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -30,6 +31,7 @@ defs = dg.Definitions(
         "datasets": MarketDataResource(),
         "designer": DesignerResource(),
         "gates": QualityGatesResource(),
+        "pools": PoolsResource(),
         "training": TrainingResource(),
     },
     # A research is a short chain of steps: one process per run, not one per step (the

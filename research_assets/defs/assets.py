@@ -3,7 +3,8 @@
 ``strategy_spec`` → ``trained_model`` [training_gate] → ``backtest_report`` [backtest_gate] →
 ``assessment`` → ``lockbox_report``, all partitioned by research; ``market_data`` upstream.
 Each research asset takes ``cancel_watch`` (cancel_watch.py), so a cancelled run stops even
-when Dagster's one interrupt is lost.
+when Dagster's one interrupt is lost; the two that take a pool slot take ``pools``
+(pool_setup.py), so the pools' limits are ready before a run claims one.
 """
 
 from typing import Any
@@ -22,6 +23,7 @@ from research_assets.core.spec import StrategySpec
 from research_assets.core.training import TrainedModel
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.partitions import research_partitions
+from research_assets.defs.pool_setup import PoolsResource
 from research_assets.defs.records import (
     latest_metadata,
     load_memory,
@@ -137,7 +139,7 @@ def strategy_spec(
 def trained_model(
     context: dg.AssetExecutionContext, strategy_spec: StrategySpec,
     datasets: MarketDataResource, training: TrainingResource, gates: QualityGatesResource,
-    cancel_watch: CancelWatchResource,
+    pools: PoolsResource, cancel_watch: CancelWatchResource,
 ):
     """The spec's MLP, trained on the train period and scored on the backtest period."""
     try:
@@ -170,7 +172,8 @@ def trained_model(
 )
 def backtest_report(
     context: dg.AssetExecutionContext, trained_model: TrainedModel,
-    datasets: MarketDataResource, gates: QualityGatesResource, cancel_watch: CancelWatchResource,
+    datasets: MarketDataResource, gates: QualityGatesResource, pools: PoolsResource,
+    cancel_watch: CancelWatchResource,
 ):
     """The model's signals backtested on the backtest period of every symbol and timeframe."""
     _require_gate(context, "trained_model", "training_gate")

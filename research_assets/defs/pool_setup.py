@@ -1,0 +1,62 @@
+"""The pools' limits, made ready when a research run starts, before a step claims a slot.
+
+Dagster writes a pool's limit (``concurrency.pools.default_limit``) the first time a step claims
+a slot of it, and again when the default has changed. On Postgres both go wrong
+(dagster-io/dagster#33552): its insert-then-update aborts the transaction it goes on using. Two
+runs that reach their first training at once then make one of them fail (seen in the limits
+test on a fresh instance), and after a change of the default every claim fails.
+
+So every research run, as it starts, makes each pool's limit current (``PoolsResource``): a
+missing one is written through Dagster; a run that loses that race to another reads the winner's
+row; a changed default that Dagster cannot write is set as the pool's limit, which is Dagster's
+own workaround (the UI's, or ``dagster instance concurrency set``), with a warning in the log.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from sqlalchemy.exc import SQLAlchemyError
+
+from research_assets.defs.capacity import POOLS
+
+
+def ensure_pools(instance: dg.DagsterInstance) -> list[str]:
+    """Makes each pool's limit current before any step claims it; returns warnings to log."""
+    storage = instance.event_log_storage
+    default = instance.get_concurrency_config().pool_config.default_pool_limit
+    if default is None or not storage.supports_global_concurrency_limits:
+        return []
+    warnings = []
+    for pool in POOLS:
+        if _current(storage, pool, default):
+            continue
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except SQLAlchemyError:
+            if _current(storage, pool, default):  # another run wrote it first
+                continue
+            storage.set_concurrency_slots(pool, default)
+            warnings.append(
+                f"pool {pool!r}: the default limit in dagster.yaml changed to {default}, which "
+                "Dagster cannot apply on Postgres (dagster-io/dagster#33552); it is now set as "
+                f"the pool's limit. To change it later: dagster instance concurrency set {pool} N"
+            )
+    return warnings
+
+
+def _current(storage, pool: str, default: int) -> bool:
+    """The pool has a limit, and it is either set by hand or the configured default."""
+    limit = next((p for p in storage.get_pool_limits() if p.name == pool), None)
+    return limit is not None and (not limit.from_default or limit.limit == default)
+
+
+class PoolsResource(dg.ConfigurableResource):
+    """Makes the ``training`` and ``backtest`` pools' limits current when a run starts."""
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["PoolsResource"]:
+        if context.instance is not None:
+            for warning in ensure_pools(context.instance):
+                context.log.warning(warning)
+        yield self
