@@ -35,7 +35,7 @@ class CancelWatchResource(dg.ConfigurableResource):
     def yield_for_execution(
         self, context: dg.InitResourceContext
     ) -> Iterator["CancelWatchResource"]:
-        instance, run = context.instance, context.dagster_run
+        instance, run = context.instance, context.run
         run_id = run.run_id if run is not None else None
         # Python runs signal handlers in the main thread only: elsewhere Dagster does not turn
         # SIGINT into an interrupt either, so there is nothing to watch.
