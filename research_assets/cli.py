@@ -87,12 +87,26 @@ def entry() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
         # The reader went away (`research status | head`): it has read all it wanted. Exit as a
         # process killed by SIGPIPE would, without Python's complaint about the unflushed rest.
         os._exit(128 + 13)
     if argv and argv[0] in _SHORT_COMMANDS:
         os._exit(code)
     raise SystemExit(code)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is not a file
+        return False
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -64,9 +64,8 @@ def worker_limits(instance: dg.DagsterInstance) -> dict[str, int | None]:
 
 
 def pool_limits(instance: dg.DagsterInstance) -> dict[str, int | None]:
-    """Slots of each pool: a limit set in the UI, else the configured default. (Dagster stores
-    a pool's default when the pool is first used, and does not update it when the default
-    changes; reading only, this never writes.)"""
+    """Slots of each pool: a limit set in the UI, else the configured default (what a run
+    starting now would write; see pool_setup.py). Reading only, this never writes."""
     storage = instance.event_log_storage
     default = instance.get_concurrency_config().pool_config.default_pool_limit
     out: dict[str, int | None] = {}

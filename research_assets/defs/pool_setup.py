@@ -10,6 +10,7 @@ So every research run, as it starts, makes each pool's limit current (``PoolsRes
 missing one is written through Dagster; a run that loses that race to another reads the winner's
 row; a changed default that Dagster cannot write is set as the pool's limit, which is Dagster's
 own workaround (the UI's, or ``dagster instance concurrency set``), with a warning in the log.
+Any other storage error is logged and left to Dagster: it never fails the run by itself.
 """
 
 from collections.abc import Iterator
@@ -33,21 +34,32 @@ def ensure_pools(instance: dg.DagsterInstance) -> list[str]:
             continue
         try:
             storage.initialize_concurrency_limit_to_default(pool)
-        except SQLAlchemyError:
+        except SQLAlchemyError as e:
             if _current(storage, pool, default):  # another run wrote it first
+                continue
+            stale = _limit(storage, pool)
+            if stale is None or not stale.from_default:
+                # Not the bug above: leave the pool to Dagster, which claims it as it can.
+                warnings.append(f"pool {pool!r}: could not write its limit ({e}); Dagster "
+                                "will try again when a step claims a slot")
                 continue
             storage.set_concurrency_slots(pool, default)
             warnings.append(
-                f"pool {pool!r}: the default limit in dagster.yaml changed to {default}, which "
-                "Dagster cannot apply on Postgres (dagster-io/dagster#33552); it is now set as "
-                f"the pool's limit. To change it later: dagster instance concurrency set {pool} N"
+                f"pool {pool!r}: the default limit in dagster.yaml changed from {stale.limit} "
+                f"to {default}, which Dagster cannot apply on Postgres (dagster-io/dagster"
+                "#33552); it is now set as the pool's limit. To change it later: dagster "
+                f"instance concurrency set {pool} N"
             )
     return warnings
 
 
+def _limit(storage, pool: str):
+    return next((p for p in storage.get_pool_limits() if p.name == pool), None)
+
+
 def _current(storage, pool: str, default: int) -> bool:
     """The pool has a limit, and it is either set by hand or the configured default."""
-    limit = next((p for p in storage.get_pool_limits() if p.name == pool), None)
+    limit = _limit(storage, pool)
     return limit is not None and (not limit.from_default or limit.limit == default)
 
 
@@ -57,6 +69,10 @@ class PoolsResource(dg.ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["PoolsResource"]:
         if context.instance is not None:
-            for warning in ensure_pools(context.instance):
+            try:
+                warnings = ensure_pools(context.instance)
+            except SQLAlchemyError as e:  # the storage failing here fails the run's steps too
+                warnings = [f"could not make the pools' limits current ({e})"]
+            for warning in warnings:
                 context.log.warning(warning)
         yield self

@@ -27,8 +27,8 @@ def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
     home.mkdir()
     marks.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, str(JOB), str(marks)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(JOB), str(marks), "lost_interrupt"], env=env,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_file(marks / "finalizing", proc)
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -53,3 +53,17 @@ def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
     assert stopped_after < 30, stopped_after
     assert dg.DagsterEventType.STEP_SUCCESS not in events
     assert dg.DagsterEventType.STEP_FAILURE in events
+
+
+def test_the_watcher_never_interrupts_outside_a_step(tmp_path):
+    # A step cancels its own run and ends while the watcher is about to resend; the run's
+    # teardown (3 s, three resend intervals) must then run to its end, uninterrupted.
+    home, marks = tmp_path / "home", tmp_path / "marks"
+    home.mkdir()
+    marks.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    result = subprocess.run([sys.executable, str(JOB), str(marks), "teardown"], env=env,
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (marks / "torn_down").exists(), result.stderr
+    assert "Interrupt" not in result.stderr
