@@ -22,13 +22,19 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 120) -> N
         time.sleep(0.05)
 
 
-def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
+def job_command(tmp_path: Path, scenario: str) -> tuple[Path, Path, list[str], dict]:
+    """An instance directory, a directory for the job's marks, and the job's command line."""
     home, marks = tmp_path / "home", tmp_path / "marks"
     home.mkdir()
     marks.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, str(JOB), str(marks), "lost_interrupt"], env=env,
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return home, marks, [sys.executable, str(JOB), str(marks), scenario], env
+
+
+def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
+    home, marks, command, env = job_command(tmp_path, "lost_interrupt")
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         wait_for_file(marks / "finalizing", proc)
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -58,12 +64,9 @@ def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
 def test_the_watcher_never_interrupts_outside_a_step(tmp_path):
     # A step cancels its own run and ends while the watcher is about to resend; the run's
     # teardown (3 s, three resend intervals) must then run to its end, uninterrupted.
-    home, marks = tmp_path / "home", tmp_path / "marks"
-    home.mkdir()
-    marks.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    result = subprocess.run([sys.executable, str(JOB), str(marks), "teardown"], env=env,
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    _, marks, command, env = job_command(tmp_path, "teardown")
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert (marks / "torn_down").exists(), result.stderr
     assert "Interrupt" not in result.stderr
