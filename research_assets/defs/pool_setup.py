@@ -15,6 +15,7 @@ Any other storage error is logged and left to Dagster: it never fails the run by
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,15 +30,16 @@ def ensure_pools(instance: dg.DagsterInstance) -> list[str]:
     if default is None or not storage.supports_global_concurrency_limits:
         return []
     warnings = []
+    limits = _limits(storage)
     for pool in POOLS:
-        if _current(storage, pool, default):
+        if _current(limits.get(pool), default):
             continue
         try:
             storage.initialize_concurrency_limit_to_default(pool)
         except SQLAlchemyError as e:
-            if _current(storage, pool, default):  # another run wrote it first
+            stale = _limits(storage).get(pool)
+            if _current(stale, default):  # another run wrote it first
                 continue
-            stale = _limit(storage, pool)
             if stale is None or not stale.from_default:
                 # Not the bug above: leave the pool to Dagster, which claims it as it can.
                 warnings.append(f"pool {pool!r}: could not write its limit ({e}); Dagster "
@@ -53,13 +55,13 @@ def ensure_pools(instance: dg.DagsterInstance) -> list[str]:
     return warnings
 
 
-def _limit(storage, pool: str):
-    return next((p for p in storage.get_pool_limits() if p.name == pool), None)
+def _limits(storage) -> dict[str, Any]:
+    """Every pool's stored limit (Dagster's PoolLimit), by pool name: one query."""
+    return {p.name: p for p in storage.get_pool_limits()}
 
 
-def _current(storage, pool: str, default: int) -> bool:
+def _current(limit: Any, default: int) -> bool:
     """The pool has a limit, and it is either set by hand or the configured default."""
-    limit = _limit(storage, pool)
     return limit is not None and (not limit.from_default or limit.limit == default)
 
 

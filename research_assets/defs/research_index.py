@@ -317,7 +317,7 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 
 
 def load_rows(instance: dg.DagsterInstance, buckets: list[int],
-          row: str = STATUS_ROW) -> dict[int, dict[str, Any]]:
+              row: str = STATUS_ROW) -> dict[int, dict[str, Any]]:
     try:
         values = instance.run_storage.get_cursor_values({row_key(b, row) for b in buckets})
     except Exception as exc:  # a storage without a key-value store: the index is not kept
