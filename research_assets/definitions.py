@@ -12,7 +12,7 @@ from research_assets.defs.assets import (
 )
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.jobs import market_data_job, research_job
-from research_assets.defs.pool_setup import PoolsResource
+from research_assets.defs.pool_setup import PoolsResource, pool_watchdog
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -25,7 +25,7 @@ defs = dg.Definitions(
     assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
             lockbox_report],
     jobs=[research_job, market_data_job],
-    sensors=[research_intake, research_autopilot],
+    sensors=[research_intake, research_autopilot, pool_watchdog],
     resources={
         "cancel_watch": CancelWatchResource(),
         "datasets": MarketDataResource(),

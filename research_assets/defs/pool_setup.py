@@ -11,10 +11,19 @@ missing one is written through Dagster; a run that loses that race to another re
 row; a changed default that Dagster cannot write is set as the pool's limit, which is Dagster's
 own workaround (the UI's, or ``dagster instance concurrency set``), with a warning in the log.
 Any other storage error is logged and left to Dagster: it never fails the run by itself.
+
+A second race, on any storage: a step that asks for a slot reads "no free slot", and before it
+joins the pool's waiting list the step holding the slot frees it and hands it to whoever waits,
+i.e. nobody. The step then waits for a slot that is free, until another step frees one; if every
+other research's run is queued behind that waiting step (the run queue counts it), that is
+never (seen in the daemon-restart test: 8 minutes, one free slot, one waiting step). The
+``pool_watchdog`` sensor hands a free slot to a step that has waited this way for a while.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -78,3 +87,49 @@ class PoolsResource(dg.ConfigurableResource):
             for warning in warnings:
                 context.log.warning(warning)
         yield self
+
+
+# A waiting step with a free slot in its pool is normal for an instant, while Dagster hands it
+# over; this long, the hand-over was lost.
+STUCK_AFTER_S = 10.0
+
+
+def release_stuck_steps(instance: dg.DagsterInstance, now: float | None = None) -> list[str]:
+    """Hands each pool's free slots to the steps that have waited for one past STUCK_AFTER_S,
+    highest priority and oldest first (Dagster's order); says what it did."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    now = time.time() if now is None else now
+    released = []
+    for pool in POOLS:
+        stuck = [p for p in storage.get_concurrency_info(pool).pending_steps
+                 if p.assigned_timestamp is None and now - _utc(p.enqueued_timestamp).timestamp()
+                 > STUCK_AFTER_S]
+        for _ in stuck:
+            if not storage.has_unassigned_slots(pool):
+                break
+            storage.assign_pending_steps([pool])
+        if stuck:
+            waiting = {(p.run_id, p.step_key) for p in storage.get_concurrency_info(pool)
+                       .pending_steps if p.assigned_timestamp is None}
+            released += [f"pool {pool!r}: handed a free slot to {p.step_key} of run "
+                         f"{p.run_id[:8]}, which had waited for one since "
+                         f"{_utc(p.enqueued_timestamp):%H:%M:%S} UTC"
+                         for p in stuck if (p.run_id, p.step_key) not in waiting]
+    return released
+
+
+def _utc(moment: datetime) -> datetime:
+    # Dagster stores these times in UTC; a storage may hand them back without the zone.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Hands a free training or backtest slot to a step that a race in "
+           "Dagster left waiting for one.")
+def pool_watchdog(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    released = release_stuck_steps(context.instance)
+    for line in released:
+        context.log.warning(line)
+    return dg.SkipReason("; ".join(released) or "no step waits while its pool has a free slot")

@@ -1,15 +1,22 @@
 """The pools' limits are made ready as a run starts: runs starting together on a fresh instance
-do not fail, and a changed default is applied, on SQLite and on Postgres (pool_setup.py)."""
+do not fail, and a changed default is applied; a step that Dagster's hand-over race left waiting
+beside a free slot gets it. On SQLite and on Postgres (pool_setup.py)."""
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import dagster as dg
 import pytest
 
 from research_assets.defs.capacity import POOLS, pool_limits
-from research_assets.defs.pool_setup import ensure_pools
+from research_assets.defs.pool_setup import (
+    STUCK_AFTER_S,
+    ensure_pools,
+    pool_watchdog,
+    release_stuck_steps,
+)
 from tests.postgres_support import fresh_database, postgres_storage
 
 
@@ -83,3 +90,31 @@ def test_a_limit_set_by_hand_is_kept(open_instance):
         instance.event_log_storage.set_concurrency_slots("training", 2)
         assert ensure_pools(instance) == []
         assert limits(instance) == {"training": (2, False), "backtest": (1, True)}
+
+
+def test_a_step_left_waiting_beside_a_free_slot_gets_it(open_instance):
+    # Dagster's race, replayed step by step: B finds no free slot (A holds it); A frees it and
+    # hands it to whoever waits (nobody yet); then B joins the waiting list.
+    open_with, _ = open_instance
+    with open_with(1) as instance:
+        ensure_pools(instance)
+        storage = instance.event_log_storage
+        assert storage.claim_concurrency_slot("training", "run-a", "trained_model").is_claimed
+        assert not storage.has_unassigned_slots("training")
+        storage.free_concurrency_slot_for_step("run-a", "trained_model")
+        storage.add_pending_step("training", "run-b", "trained_model", should_assign=False)
+        assert not storage.claim_concurrency_slot("training", "run-b", "trained_model").is_claimed
+        assert storage.has_unassigned_slots("training")  # a free slot, and B waits beside it
+
+        later = time.time() + STUCK_AFTER_S + 5
+        assert release_stuck_steps(instance) == []  # an instant's wait is Dagster's own
+        [released] = release_stuck_steps(instance, now=later)
+        assert "'training'" in released and "trained_model of run run-b" in released
+        assert storage.claim_concurrency_slot("training", "run-b", "trained_model").is_claimed
+
+        # A step that waits while the slot is taken keeps waiting: nothing is handed out twice.
+        assert not storage.claim_concurrency_slot("training", "run-c", "trained_model").is_claimed
+        assert release_stuck_steps(instance, now=later + 60) == []
+        assert not storage.claim_concurrency_slot("training", "run-c", "trained_model").is_claimed
+        reason = pool_watchdog(dg.build_sensor_context(instance=instance))
+        assert reason.skip_message == "no step waits while its pool has a free slot"
