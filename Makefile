@@ -6,28 +6,49 @@ VENV := .venv
 BIN := $(VENV)/bin
 COUNT ?= 3
 SEED ?= 1
+# The pinned distributions the bundled data was built from (the provenance tests read them).
+SAMPLE_SOURCES := .cache/sample-sources
 
-.PHONY: setup demo test test-integration ui lint bench clean-instance
+.PHONY: setup lock check-lock demo test test-integration ui lint bench clean-instance
 
-$(BIN)/research: pyproject.toml
+LOCK := requirements.lock
+locked = $$(grep -E '^$(1)==' $(LOCK))
+
+# Exactly the versions in requirements.lock: a new upstream release never changes an install.
+# The project itself goes in without build isolation, so its build backend is the locked one too.
+$(BIN)/research: pyproject.toml $(LOCK)
+	$(PYTHON) scripts/lock.py --check
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: its CPU build is a local file here; anything else pulls CUDA.
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet "$(call locked,pip)"
+	# torch first: its CPU build is a local file here (pip prefers it for torch==2.13.0); without
+	# that file pip takes PyPI's default build of the same version.
+	$(BIN)/pip install --quiet "$(call locked,torch)"
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(BIN)/research
 
 setup: $(BIN)/research
+
+# Regenerate requirements.lock after changing pyproject.toml's dependencies (UPGRADE=1 moves every
+# package to its newest allowed release). Needs only the locked pip and pip-tools.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(call locked,pip)" "$(call locked,pip-tools)"
+	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
+
+check-lock:
+	$(PYTHON) scripts/lock.py --check
 
 demo: setup
 	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/research run --count $(COUNT) --seed $(SEED)
 
 # Every test, the integration suites included (a real dagster-daemon, code server, webserver and
 # Chromium on SQLite and Postgres). Four workers: those suites mostly wait on their processes.
-test: setup
+test: check-lock setup
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
-	$(BIN)/pytest -n 4
+	bash scripts/ensure_sample_sources.sh $(BIN)/python $(SAMPLE_SOURCES)
+	SAMPLE_DATA_DOWNLOAD_DIR=$(CURDIR)/$(SAMPLE_SOURCES) $(BIN)/pytest -n 4
 
 # Only the integration suites.
 test-integration: setup

@@ -15,6 +15,7 @@ min(open, close) or a high above twice max(open, close)) are repaired in every d
 Usage::
 
     python scripts/build_sample_data.py [--download-dir DIR] [--out-dir DIR]
+    python scripts/build_sample_data.py --download-only --download-dir DIR
 """
 
 from __future__ import annotations
@@ -664,7 +665,19 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse (and store) downloaded distributions here instead of a temporary directory",
     )
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument(
+        "--download-only",
+        action="store_true",
+        help="only fetch the pinned distributions into --download-dir (for the provenance tests)",
+    )
     args = parser.parse_args(argv)
+    if args.download_only:
+        if args.download_dir is None:
+            parser.error("--download-only needs --download-dir")
+        args.download_dir.mkdir(parents=True, exist_ok=True)
+        for pkg, _ in BUILDERS:
+            download(pkg, args.download_dir)
+        return 0
     if args.download_dir is not None:
         args.download_dir.mkdir(parents=True, exist_ok=True)
         build(args.download_dir, args.out_dir)

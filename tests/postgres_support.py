@@ -5,11 +5,10 @@ so they never skip silently there.
 """
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
-import pytest
+from tests.ci_support import skip_or_fail_in_ci
 
 HOST, PORT, USER = "127.0.0.1", 5432, "postgres"
 
@@ -28,9 +27,7 @@ def require_postgres() -> None:
     except Exception as e:  # any connection problem means the same thing here
         message = (f"PostgreSQL is not reachable at {HOST}:{PORT} ({str(e).strip()}); "
                    "start it with scripts/ensure_postgres.sh")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_in_ci(message)
 
 
 @contextlib.contextmanager

@@ -42,8 +42,9 @@ import pytest
 
 from research_assets.core.backtest import BacktestResult, run_backtest
 from research_assets.core.data import BUNDLED_DATA_DIR, load_bars
+from tests.ci_support import require_module  # noqa: E402
 
-pytest.importorskip("backtesting")
+require_module("backtesting", "it is in the dev extra: make setup")
 
 from backtesting import Strategy  # noqa: E402
 from backtesting.lib import FractionalBacktest  # noqa: E402

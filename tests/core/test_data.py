@@ -24,6 +24,7 @@ from research_assets.core.data import (
     validate_bars,
 )
 from research_assets.core.errors import DataError as ErrorsDataError
+from tests.ci_support import skip_or_fail_in_ci
 
 # key -> (min rows, max rows); loose bounds so a source refresh is noticed, not a rounding change
 EXPECTED = {
@@ -443,9 +444,11 @@ def test_case_insensitive_duplicate_columns(tmp_path: Path) -> None:
 # 2-for-1 splits inside the bundled range: unadjusted, each showed as a ~-50% one-day gap
 SPLIT_DATES = [("AAPL", "2000-06-21"), ("AAPL", "2005-02-28"), ("MSFT", "2003-02-18")]
 STOCKS = ("AAPL", "IBM", "MSFT", "GOOG")
-# set to a directory holding the pinned source distributions (or where they may be downloaded
-# to) to compare the bundled files with the sources; the tests that need them skip otherwise
+# set to a directory holding the pinned source distributions to compare the bundled files with
+# the sources (`make test` downloads them there); the tests that need them skip otherwise, and
+# fail in CI (CI=true), where the sources must be at hand
 SOURCES_ENV = "SAMPLE_DATA_DOWNLOAD_DIR"
+
 
 
 def _build_script() -> ModuleType:
@@ -463,12 +466,12 @@ def _build_script() -> ModuleType:
 def _source_archive(package_name: str) -> Path:
     directory = os.environ.get(SOURCES_ENV, "").strip()
     if not directory:
-        pytest.skip(f"set {SOURCES_ENV} to a directory with the pinned source distributions")
+        skip_or_fail_in_ci(f"set {SOURCES_ENV} to a directory with the pinned source distributions")
     script = _build_script()
     pkg = getattr(script, package_name)
     archive = script.find_archive(pkg, Path(directory))
     if archive is None:
-        pytest.skip(f"{pkg.requirement} is not in {directory}")
+        skip_or_fail_in_ci(f"{pkg.requirement} is not in {directory}")
     return archive
 
 

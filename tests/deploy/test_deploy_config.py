@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from tests.ci_support import skip_or_fail_in_ci
 from tests.postgres_support import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,10 +23,7 @@ EMBEDDED = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())
 def docker_compose() -> str:
     path = shutil.which("docker-compose")
     if path is None:
-        message = "docker-compose is not installed (apt-get install docker-compose)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_in_ci("docker-compose is not installed (apt-get install docker-compose)")
     return path
 
 

@@ -24,6 +24,7 @@ import yaml
 
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.local_daemon import WORKSPACE, _daemon_command
+from tests.ci_support import skip_or_fail_in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 REPO_DAGSTER_YAML = REPO / "dagster_home" / "dagster.yaml"
@@ -95,10 +96,7 @@ def _postgres_or_skip():
     try:
         return _pg_connect()
     except Exception as e:  # psycopg2.OperationalError, or psycopg2 missing
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{PG_UNREACHABLE}; CI must not skip the Postgres tests ({e})",
-                        pytrace=False)
-        pytest.skip(PG_UNREACHABLE)
+        skip_or_fail_in_ci(f"{PG_UNREACHABLE} ({e})")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -30,6 +30,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from tests.ci_support import skip_or_fail_in_ci
 from tests.integration.conftest import clean_env, processes_of, wait_for
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -325,10 +326,7 @@ def chromium_page(tmp_path: Path) -> Iterator[Any]:
     """A page of Debian's Chromium driven by Playwright (no browser download), with a fresh
     profile. Without Chromium the test skips locally and fails in CI."""
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_in_ci(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
