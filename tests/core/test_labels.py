@@ -1,7 +1,5 @@
 """Labels on hand-made price paths, and the vectorised zigzag against a plain loop."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,17 +101,3 @@ def test_forward_return_matches_pandas():
     expected = np.select([r > 0.01, r < -0.01], [UP, DOWN], FLAT).astype(float)
     expected[r.isna().to_numpy()] = np.nan
     assert same(make_labels(bars, fwd(7, 0.01)), expected)
-
-
-def test_zigzag_is_fast():
-    bars = _random_closes(20_000)
-    spec = zigzag(0.005, 24)
-    make_labels(bars, spec)
-    best = min(_timed(lambda: make_labels(bars, spec)) for _ in range(5))
-    assert best < 0.05, f"zigzag labels for 20k bars took {best * 1000:.0f} ms"
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
