@@ -7,9 +7,11 @@
 set -u
 python="$1"
 dir="$2"
-if "$python" scripts/build_sample_data.py --download-only --download-dir "$dir" >/dev/null; then
+# quiet when it works (pip's notes would bury the test output); its output when it does not
+if out=$("$python" scripts/build_sample_data.py --download-only --download-dir "$dir" 2>&1); then
   exit 0
 fi
+echo "$out" >&2
 if [ "${CI:-}" = "true" ]; then
   echo "could not download the sample data's source distributions into $dir" >&2
   exit 1
