@@ -3,6 +3,7 @@
 import dagster as dg
 
 from research_assets.defs.assets import (
+    ResearchIOManager,
     assessment,
     backtest_report,
     lockbox_report,
@@ -31,6 +32,9 @@ defs = dg.Definitions(
         "datasets": MarketDataResource(),
         "designer": DesignerResource(),
         "gates": QualityGatesResource(),
+        # The default filesystem IO manager, refusing with a reason to load what a research has
+        # not materialized.
+        "io_manager": ResearchIOManager(),
         "pools": PoolsResource(),
         "training": TrainingResource(),
     },

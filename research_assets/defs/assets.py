@@ -4,7 +4,9 @@
 ``assessment`` → ``lockbox_report``, all partitioned by research; ``market_data`` upstream.
 Each research asset takes ``cancel_watch`` (cancel_watch.py), so a cancelled run stops even
 when Dagster's one interrupt is lost; the two that take a pool slot take ``pools``
-(pool_setup.py), so the pools' limits are ready before a run claims one.
+(pool_setup.py), so the pools' limits are ready before a run claims one. A research asset
+whose upstream has not been materialized for its research refuses with a reason that says so
+(``ResearchIOManager``), as it refuses when an upstream gate did not pass.
 """
 
 from typing import Any
@@ -27,6 +29,7 @@ from research_assets.defs.pool_setup import PoolsResource
 from research_assets.defs.records import (
     latest_metadata,
     load_memory,
+    materialized,
     read_request,
     usage_metadata,
 )
@@ -47,6 +50,33 @@ BACKTEST_GATE = dg.AssetCheckSpec(
     "backtest_gate", asset="backtest_report", blocking=True,
     description="Win rate, max drawdown and Sharpe on the backtest period against thresholds.",
 )
+# The selection that runs a whole research, for `dagster asset materialize --select`.
+WHOLE_RESEARCH = "strategy_spec*"
+
+
+class ResearchIOManager(dg.ConfigurableIOManagerFactory):
+    """Dagster's filesystem IO manager (the same files), except that an input whose asset has not
+    been materialized for the research refuses with a reason instead of a FileNotFoundError."""
+
+    base_dir: str | None = None
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
+        return _RefusingIOManager(dg.FilesystemIOManager(base_dir=self.base_dir)
+                                  .create_io_manager(context))
+
+
+class _RefusingIOManager(dg.IOManager):
+    def __init__(self, files: dg.IOManager):
+        self._files = files
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        self._files.handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        if context.has_asset_key and context.has_asset_partitions:
+            _require_materialized(context.instance, context.asset_key.to_user_string(),
+                                  context.asset_partition_key, context.op_def.name)
+        return self._files.load_input(context)
 
 
 def _user_failure(e: ResearchError) -> dg.Failure:
@@ -231,6 +261,7 @@ def lockbox_report(
     """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
     designer, gate or assessment ever sees these figures."""
     _require_gate(context, "backtest_report", "backtest_gate")
+    _require_materialized(context.instance, "assessment", context.partition_key, "lockbox_report")
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "lockbox")
     except ResearchError as e:
@@ -268,6 +299,8 @@ def _gate_asset(gate: str) -> str:
 def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -> None:
     """Refuse to run unless the upstream gate passed for this research, so a launch that leaves
     the checks out cannot get past a gate."""
+    _require_materialized(context.instance, upstream, context.partition_key,
+                          context.asset_key.to_user_string())
     md = latest_metadata(context.instance, upstream, context.partition_key)
     if not md.get(GATE_PASSED, False):
         reason = md.get(GATE_REASON) or "not evaluated"
@@ -275,6 +308,20 @@ def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -
             description=f"{gate} did not pass for research {context.partition_key} ({reason}); "
             f"this research was rejected and {context.asset_key.to_user_string()} will not run",
             metadata={"rejected_by": gate, "reason": reason},
+            allow_retries=False,
+        )
+
+
+def _require_materialized(
+    instance: dg.DagsterInstance, upstream: str, research_id: str, asset: str
+) -> None:
+    """Refuse to run on an upstream that was never materialized for this research (a launch that
+    selected only part of it), with a reason, rather than fail on a file that is not there."""
+    if not materialized(instance, upstream, research_id):
+        raise dg.Failure(
+            description=f"{upstream} has not been materialized for research {research_id}, so "
+            f"{asset} cannot run; run the whole research with --select '{WHOLE_RESEARCH}'",
+            metadata={"reason": f"{upstream}_not_materialized", "missing": upstream},
             allow_retries=False,
         )
 

@@ -295,6 +295,11 @@ def load_memory(instance: dg.DagsterInstance, exclude: Iterable[str] = ()) -> Re
     )
 
 
+def materialized(instance: dg.DagsterInstance, asset: str, research_id: str) -> bool:
+    """Whether an asset has been materialized for one research."""
+    return research_id in fetch_latest(instance, asset, [research_id])
+
+
 def latest_metadata(instance: dg.DagsterInstance, asset: str, research_id: str) -> dict[str, Any]:
     """The plain metadata of an asset's latest materialization for one research ({} if none)."""
     rec = fetch_latest(instance, asset, [research_id]).get(research_id)

@@ -2,13 +2,14 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from research_assets.core.spec import EXAMPLE_YAML
+from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 
 REPO = Path(__file__).resolve().parents[2]
 STATUSES = {"queued", "running", "completed", "rejected", "failed", "cancelled"}
@@ -164,24 +165,64 @@ def test_run_json_contract(home):
     assert [r["id"] for r in again["researches"]] == [r["id"] for r in payload["researches"]]
 
 
+def documented_selection() -> str:
+    """The selection README's "The `research` command" gives `dagster asset materialize`."""
+    found = re.findall(r"--select '([^']+)' --partition \"\$ID\"",
+                       (REPO / "README.md").read_text())
+    assert len(found) == 1, found
+    return found[0]
+
+
+OPEN_TRAINING = {"GATE_TRAINING_MIN_ACCURACY": "0", "GATE_TRAINING_MAX_LOSS": "100",
+                 "GATE_TRAINING_MIN_LOSS_DECREASE": "-100"}
+OPEN_BACKTEST = {"GATE_BACKTEST_MIN_WIN_RATE": "0", "GATE_BACKTEST_MAX_DRAWDOWN": "1",
+                 "GATE_BACKTEST_MIN_SHARPE": "-100"}
+
+
+@pytest.fixture
+def fast_spec_file(tmp_path, small_spec) -> Path:
+    """The small spec with two epochs: it trades, and the gate thresholds decide its outcome."""
+    data = small_spec.to_dict()
+    data["training"]["epochs"] = 2
+    path = tmp_path / "fast.yaml"
+    path.write_text(StrategySpec.from_dict(data).to_yaml())
+    return path
+
+
 @pytest.mark.slow
-def test_trigger_then_dagster_asset_materialize(home, small_spec_file):
-    research_id = research("trigger", "--spec", str(small_spec_file), home=home).stdout.strip()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+@pytest.mark.parametrize(
+    ("gates", "status", "reason", "gate_outcomes"),
+    [({"GATE_TRAINING_MIN_ACCURACY": "0.99"}, "rejected", "accuracy_below_threshold",
+      {"training_gate": "failed", "backtest_gate": None}),
+     ({**OPEN_TRAINING, "GATE_BACKTEST_MIN_SHARPE": "100"}, "rejected", "sharpe_too_low",
+      {"training_gate": "passed", "backtest_gate": "failed"}),
+     ({**OPEN_TRAINING, **OPEN_BACKTEST}, "completed", None,
+      {"training_gate": "passed", "backtest_gate": "passed"})],
+    ids=["training_gate", "backtest_gate", "completed"],
+)
+def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, status, reason,
+                                                gate_outcomes):
+    """The README's commands, as given there: the research runs to its verdict."""
+    research_id = research("trigger", "--spec", str(fast_spec_file), home=home).stdout.strip()
+    env = {**os.environ, "DAGSTER_HOME": str(home), **gates}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-         "research_assets.definitions", "--select", "strategy_spec+", "--partition",
+         "research_assets.definitions", "--select", documented_selection(), "--partition",
          research_id],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
     )
     payload = last_json(research("status", research_id, "--json", home=home).stdout)
+    assert_contract(payload)
     [r] = payload["researches"]
+    assert (r["status"], r["reason"], r["gates"]) == (status, reason, gate_outcomes), \
+        done.stderr[-2000:]
     assert r["strategy"] == "rsi_trend_eurusd"
-    if r["status"] == "rejected":
+    if status == "completed":
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert r["phase"] == "done" and r["verdict"]
+        assert set(r["backtest"]) == set(r["lockbox"]) == {"EURUSD/1h"}
+    else:
         # A failing gate halts the run: nothing after the gate was materialized.
         assert done.returncode != 0
-        assert r["reason"] and "failed" in r["gates"].values()
         assert r["lockbox"] is None
-    else:
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert r["status"] == "completed" and r["lockbox"]
+        assert (r["backtest"] is None) == (reason == "accuracy_below_threshold")

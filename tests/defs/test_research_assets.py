@@ -144,3 +144,53 @@ def test_report_metadata_of_datasets_with_missing_figures():
         {"dataset": "BTCUSD/1h", "# Trades": 12.0, "Sharpe Ratio": 1.5},
         {"dataset": "EURUSD/1h", "# Trades": 0.0, "Sharpe Ratio": None},
     ]
+
+
+def refusal(result):
+    """The one step failure of a run: (its step, its message, its reason)."""
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    data = failure.step_failure_data
+    assert data.user_failure_data is not None, data.error.to_string()
+    reason = data.user_failure_data.metadata["reason"].value
+    return failure.step_key, data.user_failure_data.description, reason
+
+
+def test_asset_refuses_when_its_upstream_was_not_materialized(instance, small_spec):
+    # `--select 'strategy_spec+'`: only strategy_spec and its direct children, so assessment is
+    # launched without backtest_report. It refuses with a reason, not a FileNotFoundError.
+    from research_assets.core.spec import StrategySpec
+
+    data = small_spec.to_dict()
+    data["training"]["epochs"] = 1
+    spec = StrategySpec.from_dict(data)
+    first = run_research(instance, "r-part", spec,
+                         selection=dg.AssetSelection.assets("strategy_spec").downstream(depth=1))
+    assert not first.success
+    assert check_outcome(first, "training_gate") == [True]
+    hint = "run the whole research with --select 'strategy_spec*'"
+    assert refusal(first) == (
+        "assessment",
+        f"backtest_report has not been materialized for research r-part, so assessment cannot "
+        f"run; {hint}",
+        "backtest_report_not_materialized",
+    )
+    [status] = load_statuses(instance, ["r-part"])
+    assert (status.status, status.reason) == ("failed", "backtest_report_not_materialized")
+    assert status.gates == {"training_gate": "passed", "backtest_gate": None}
+
+    # lockbox_report alone: no backtest_report (so no backtest gate) ...
+    alone = dg.AssetSelection.assets("lockbox_report")
+    second = run_research(instance, "r-part", spec, selection=alone)
+    assert refusal(second) == (
+        "lockbox_report",
+        f"backtest_report has not been materialized for research r-part, so lockbox_report "
+        f"cannot run; {hint}",
+        "backtest_report_not_materialized",
+    )
+    # ... and then no assessment, which the lockbox always comes after.
+    run_research(instance, "r-part", spec, selection=dg.AssetSelection.assets("backtest_report"))
+    third = run_research(instance, "r-part", spec, selection=alone)
+    assert refusal(third)[2] == "assessment_not_materialized"
+    assert third.get_asset_materialization_events() == []
+    [status] = load_statuses(instance, ["r-part"])
+    assert (status.status, status.reason) == ("failed", "assessment_not_materialized")
