@@ -185,10 +185,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
 
 class Daemon:
     """`dagster-daemon run` on this test's DAGSTER_HOME, in its own process group (with the code
-    server it spawns and the run workers that server spawns)."""
+    server it spawns and the run workers that server spawns). ``env``: variables added to its
+    clean environment, which its code server and run workers inherit (GATE_* thresholds)."""
 
-    def __init__(self, home: Path, instance: dg.DagsterInstance):
-        self.home, self.instance = home, instance
+    def __init__(self, home: Path, instance: dg.DagsterInstance,
+                 env: dict[str, str] | None = None):
+        self.home, self.instance, self.env = home, instance, dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "daemon.log"
         self.started: list[subprocess.Popen[bytes]] = []
@@ -199,8 +201,8 @@ class Daemon:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 _daemon_command(self.home / "workspace.yaml"), stdout=log,
-                stderr=subprocess.STDOUT, env=clean_env(self.home), cwd=str(self.home),
-                start_new_session=True,
+                stderr=subprocess.STDOUT, env=clean_env(self.home, **self.env),
+                cwd=str(self.home), start_new_session=True,
             )
         self.started.append(self.process)
         # Ready once its run queue, sensor and monitoring loops have reported in.
