@@ -7,6 +7,11 @@ from research_assets.definitions import defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
 from research_assets.defs.records import load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
+from tests.lockbox_support import (
+    LOCKBOX_STATS,
+    assert_no_lockbox,
+    give_lockbox_sentinel_figures,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -106,17 +111,23 @@ def test_later_launch_of_downstream_cannot_get_past_a_failed_gate(instance, smal
     assert (status.status, status.reason) == ("rejected", "insufficient_loss_decrease")
 
 
-def test_memory_remembers_rejections_and_never_holds_lockbox(instance, small_spec):
+def test_memory_remembers_rejections_and_never_holds_lockbox(instance, small_spec, monkeypatch):
+    # The lockbox backtest really runs, and reports sentinel figures that appear nowhere else.
+    periods = give_lockbox_sentinel_figures(monkeypatch)
     run_research(instance, "r-ok", small_spec)
     run_research(instance, "r-no", small_spec, gates={**OPEN_GATES, "min_sharpe": 100.0})
+    assert periods == ["backtest", "lockbox", "backtest"]
+    ok, _no = load_statuses(instance, ["r-ok", "r-no"])
+    assert ok.lockbox == {"EURUSD/1h": LOCKBOX_STATS}  # the leaderboard has them
     memory = load_memory(instance)
     by_id = {r.research_id: r for r in memory.records}
     assert by_id["r-no"].rejection_reason == "sharpe_too_low"
     assert by_id["r-no"].rejected_by == "backtest_gate"
     assert by_id["r-ok"].status == "completed"
-    assert by_id["r-ok"].backtest  # backtest-period figures are visible
-    text = repr([r.to_prompt_dict() for r in memory.records]).lower()
-    assert "lockbox" not in text
+    prompt_view = [r.to_prompt_dict() for r in memory.records]
+    assert "lockbox" not in repr(prompt_view).lower()
+    assert_no_lockbox(memory.records, prompt_view, where="memory")
+    assert by_id["r-ok"].backtest == ok.backtest_summary  # backtest-period figures are visible
     # The designer's memory excludes the research being designed.
     assert "r-ok" not in {r.research_id for r in load_memory(instance, exclude=["r-ok"]).records}
 

@@ -38,6 +38,7 @@ from research_assets.defs.records import (
 )
 from research_assets.defs.status_view import encode, read_statuses
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
+from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 from tests.postgres_support import fresh_database, postgres_storage
 
 PER_KIND = 3
@@ -66,6 +67,7 @@ KINDS = {
     "cancelled_mark": ("cancelled", "training", None, (None, None)),
     "ui_partition": ("queued", "designing", None, (None, None)),
 }
+DATASET = "EURUSD/1h"
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 PNG = "![equity](data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUg" * 200 + ")"
 USAGE = {"usage/input_tokens": 1200, "usage/output_tokens": 300,
@@ -99,15 +101,21 @@ def spec_json(spec, name):
     return dg.MetadataValue.json(data)
 
 
-def report(i):
-    stats = {"EURUSD/1h": {"Sharpe Ratio": 0.1 * i - 1.0, "Return [%]": 1.5, "# Trades": 40.0,
-                           "Max. Drawdown [%]": 3.2, "Win Rate [%]": 51.0}}
+def backtest_stats(i):
+    return {"Sharpe Ratio": 0.1 * i - 1.0, "Return [%]": 1.5, "# Trades": 40.0,
+            "Max. Drawdown [%]": 3.2, "Win Rate [%]": 51.0}
+
+
+def report(period, figures):
+    """A report's metadata; the lockbox's has figures of its own (sentinels that appear nowhere
+    else, so that a lockbox figure found where it must not be is a leak)."""
+    stats = {DATASET: figures}
     return {
-        "period": "backtest", "stats": dg.MetadataValue.json(stats),
-        "summary": dg.MetadataValue.json(stats["EURUSD/1h"]),
+        "period": period, "stats": dg.MetadataValue.json(stats),
+        "summary": dg.MetadataValue.json(figures),
         "statistics": dg.MetadataValue.table(
-            [dg.TableRecord({"dataset": "EURUSD/1h", "label": "x", **stats["EURUSD/1h"]})]),
-        "Sharpe Ratio": stats["EURUSD/1h"]["Sharpe Ratio"], "# Trades": 40.0,
+            [dg.TableRecord({"dataset": DATASET, "label": "x", **figures})]),
+        "Sharpe Ratio": figures["Sharpe Ratio"], "# Trades": figures["# Trades"],
         "equity_curve": dg.MetadataValue.md(PNG),
     }
 
@@ -125,12 +133,13 @@ def metadata(asset, i, spec, gate=None, reason=""):
                 "history": dg.MetadataValue.table([dg.TableRecord({"epoch": 1, "loss": 0.7})]),
                 "gate_passed": gate, "gate_reason": reason}
     if asset == "backtest_report":
-        return {**report(i), "gate_passed": gate, "gate_reason": reason}
+        return {**report("backtest", backtest_stats(i)), "gate_passed": gate,
+                "gate_reason": reason}
     if asset == "assessment":
         return {"verdict": ("promising", "neutral", "poor")[i % 3],
                 "suggestions": dg.MetadataValue.json(["add RSI", "longer horizon"]),
                 "assessor": "rule-based", **(USAGE if i % 2 else {})}
-    return {**report(i), "period": "lockbox"}
+    return report("lockbox", LOCKBOX_STATS)
 
 
 def materialize(instance, pk, asset, md):
@@ -269,8 +278,12 @@ def check_kinds(statuses, built):
         if kind != "ui_partition":  # neither a request nor a run says its worker yet
             assert s.worker == ("gpu" if i % 2 == 0 else "cpu"), (s.id, kind)
         if kind in ("completed", "retried_completed"):
-            assert s.backtest["EURUSD/1h"]["Sharpe Ratio"] == pytest.approx(0.1 * i - 1.0)
-            assert s.lockbox == s.backtest
+            assert s.backtest == {DATASET: backtest_stats(i)}
+            assert s.backtest_summary == backtest_stats(i)
+            # The lockbox's own figures, for the leaderboard, and in nothing a designer reads.
+            assert s.lockbox == {DATASET: LOCKBOX_STATS}
+            assert_no_lockbox(s.backtest, s.backtest_summary, s.training, s.suggestions,
+                              s.to_memory_record(), where=f"{s.id}'s memory record")
             assert s.verdict == ("promising", "neutral", "poor")[i % 3]
             assert s.suggestions == ("add RSI", "longer horizon")
             assert math.isnan(s.training["recall"])
@@ -295,6 +308,10 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     cold = statuses_with_specs(any_instance)
     check_kinds(cold, built)
     memory = repr([r.to_prompt_dict() for r in load_memory(any_instance).records])
+    # Every completed research's status shows its lockbox figures; the memory built from the
+    # same instance holds none of them (nor does any record, in any field).
+    assert lockbox_fields([s.to_json() for s in cold]) == set(LOCKBOX_STATS)
+    assert_no_lockbox(memory, load_memory(any_instance).records, where="memory")
 
     # Warm: only index queries; no event read again, and no run but those still in flight.
     reads = []
@@ -347,6 +364,8 @@ def test_the_index_follows_the_instance(any_instance, small_spec):
     assert status_of(pk).phase == "evaluating_lockbox"
     materialize(any_instance, pk, "lockbox_report", metadata("lockbox_report", 0, small_spec))
     assert status_of(pk).status == "completed"
+    assert status_of(pk).lockbox == {DATASET: LOCKBOX_STATS}
+    assert status_of(pk).backtest == {DATASET: backtest_stats(0)}
 
     # A queued run starts, then fails; once run retries say so it awaits its retry, and the
     # retry run is what the research shows next.

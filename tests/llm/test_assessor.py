@@ -45,6 +45,9 @@ def test_assessment_happy_path(fake: FakeAnthropic, settings):
     assert '"f1":null' in prompt  # NaN is not sent as invalid JSON
     assert "rule-based assessor's verdict, for reference: promising" in prompt
     assert "promising: Sharpe above 1" in body["system"][0]["text"]
+    # The prompt never speaks of a lockbox. That no lockbox figure reaches it is checked where
+    # one exists: tests/defs/test_lockbox_isolation.py gives researches' lockboxes sentinel
+    # figures and looks for them in every assessment request.
     assert b"lockbox" not in fake.raw[0].lower()
 
 

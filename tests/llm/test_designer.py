@@ -9,6 +9,7 @@ import pytest
 from research_assets.core.designer import DesignRequest
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
+from research_assets.defs.records import load_memory, load_statuses
 from research_assets.llm.designer import ClaudeDesigner
 from research_assets.llm.errors import (
     LLM_BAD_RESPONSE,
@@ -18,6 +19,7 @@ from research_assets.llm.errors import (
     LLMError,
 )
 from research_assets.llm.pricing import PRICES
+from tests.defs.test_research_index import build
 from tests.llm.conftest import DATASETS, KEY, example_spec_dict, realistic_memory
 from tests.llm.fake_anthropic import (
     AUTO,
@@ -28,6 +30,7 @@ from tests.llm.fake_anthropic import (
     text,
     tool_use,
 )
+from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 
 REQUEST = DesignRequest("r100", seed=1, brief="mean reversion on EURUSD")
 EMPTY = ResearchMemory()
@@ -196,14 +199,35 @@ def test_prompt_size_with_twenty_records(fake: FakeAnthropic, settings):
     assert b"r019" in fake.raw[0] and b"r000" in fake.raw[0]
 
 
-def test_no_lockbox_and_no_key_in_request_bodies(fake: FakeAnthropic, settings):
+@pytest.mark.slow
+def test_no_lockbox_and_no_key_in_request_bodies(fake: FakeAnthropic, settings, instance,
+                                                 small_spec):
+    """The memory is built from a real instance whose completed researches have lockbox reports
+    with sentinel figures (tests/lockbox_support.py): none of them reaches a request, neither in
+    the first message nor in any page of records the tool gives."""
+    build(instance, small_spec, per_kind=1)  # researches of every kind
+    statuses = load_statuses(instance)
+    assert lockbox_fields([s.lockbox for s in statuses]) == set(LOCKBOX_STATS)
+    memory = load_memory(instance)
     fake.push(message(tool_use("get_recent_strategies", {"limit": 50, "include_specs": True})),
+              message(tool_use("get_recent_strategies", {"status": "completed"})),
               save())
-    design(settings, realistic_memory(20))
+    design(settings, memory)
+    assert len(fake.raw) == 3
+    assert_no_lockbox(*fake.raw, where="the design's requests")
     for raw in fake.raw:
         assert b"lockbox" not in raw.lower()
         assert KEY.encode() not in raw
     assert fake.headers[0]["authorization"].endswith(KEY)  # the key goes in a header only
+    # The records did reach Claude, with the backtest-period figures a designer may see.
+    every = json.loads(fake.tool_results(1)[0]["content"])
+    assert every["total"] == len(statuses) and len(every["records"]) == len(statuses)
+    completed = json.loads(fake.tool_results(2)[0]["content"])["records"]
+    assert len(completed) == 2
+    by_id = {s.id: s for s in statuses}
+    for record in completed:
+        assert record["backtest"] == {k: round(v, 4) for k, v in
+                                      by_id[record["id"]].backtest_summary.items()}
 
 
 # -- giving up ---------------------------------------------------------------------------------
