@@ -1,0 +1,161 @@
+"""Benchmark and significance statistics: worked examples, the random-timing nulls laid out bar
+by bar, and p-values that are calibrated where no skill exists and small where it does."""
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from research_assets.core import significance
+from research_assets.core.significance import (
+    SIGNIFICANCE_KEYS,
+    benchmark_stats,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+    random_layouts,
+    random_timing_p_value,
+    random_timing_sharpes,
+    sharpe_probability,
+)
+
+
+def test_docstring_examples():
+    # The module's examples include Bailey and López de Prado's (2014) numerical example.
+    result = doctest.testmod(significance)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+def test_deflated_sharpe_matches_the_papers_worked_example():
+    # 100 trials, variance of annualised Sharpe 0.5, best annualised 2.5 over 1,250 days,
+    # skewness -3, kurtosis 10: SR0 = 0.1132 a day and DSR = 0.9004 (Bailey, López de Prado 2014)
+    threshold = expected_max_sharpe(trials=100, sharpe_variance=0.5 / 250)
+    assert threshold == pytest.approx(0.1132, abs=5e-5)
+    dsr = sharpe_probability(2.5 / math.sqrt(250), 1250, -3.0, 10.0, threshold)
+    assert dsr == pytest.approx(0.9004, abs=5e-5)
+
+
+def test_psr_of_a_series_uses_its_own_moments():
+    rng = np.random.default_rng(3)
+    returns = rng.standard_t(df=5, size=2000) * 0.01 + 0.0008
+    sr = returns.mean() / returns.std(ddof=1)
+    by_hand = sps.norm.cdf(
+        sr * math.sqrt(len(returns) - 1)
+        / math.sqrt(1 - sps.skew(returns) * sr
+                    + (sps.kurtosis(returns, fisher=False) - 1) / 4 * sr**2)
+    )
+    assert probabilistic_sharpe_ratio(returns) == pytest.approx(by_hand, rel=1e-12)
+    # more of the same evidence, more confidence
+    assert probabilistic_sharpe_ratio(np.tile(returns, 4)) > probabilistic_sharpe_ratio(returns)
+
+
+def test_deflation_grows_with_the_number_of_trials():
+    rng = np.random.default_rng(4)
+    returns = rng.normal(0.0005, 0.01, 1500)
+    one = deflated_sharpe_ratio(returns, trials=1, sharpe_variance=0.0)
+    assert one == pytest.approx(probabilistic_sharpe_ratio(returns))
+    values = [deflated_sharpe_ratio(returns, n, 1e-4) for n in (2, 10, 100, 1000)]
+    assert all(a > b for a, b in zip([one, *values], values, strict=False))
+    assert expected_max_sharpe(1, 1.0) == 0.0 and expected_max_sharpe(50, 0.0) == 0.0
+
+
+def _laid_out(starts, lengths, values, bars):
+    out = np.zeros(bars)
+    for s, n, v in zip(starts, lengths, values, strict=True):
+        out[s : s + n] = v
+    return out
+
+
+def _runs(positions):
+    """Trades as the backtest counts them: runs of one sign."""
+    sign = np.sign(positions)
+    change = np.flatnonzero(np.diff(sign) != 0) + 1
+    starts = np.r_[0, change]
+    return int(np.count_nonzero(sign[starts]))
+
+
+@pytest.mark.parametrize("reversals", [False, True])
+def test_each_null_has_the_same_trades_exposure_and_holding_periods(reversals):
+    rng = np.random.default_rng(5)
+    bars = 3000
+    positions = np.zeros(bars)
+    t = 10
+    while t < bars - 60:
+        length = int(rng.integers(3, 40))
+        sign = rng.choice([-1.0, 1.0])
+        positions[t : t + length] = sign
+        if reversals and rng.random() < 0.5:
+            positions[t + length : t + 2 * length] = -sign  # straight from long to short
+            t += length
+        t += length + int(rng.integers(1, 60))
+    returns = rng.normal(0, 0.01, bars)
+    starts, lengths, values = significance._held_segments(positions)
+    ns, nl, nv = random_layouts(starts, lengths, values, bars, nulls=50, seed=1)
+    sharpes = random_timing_sharpes(positions, returns, nulls=50, seed=1)
+    for j in range(50):
+        null = _laid_out(ns[j], nl[j], nv[j], bars)
+        assert np.count_nonzero(null) == np.count_nonzero(positions)  # exposure
+        assert sorted(nl[j]) == sorted(lengths)  # holding periods
+        assert _runs(null) == _runs(positions)  # trades
+        earned = null * returns
+        assert sharpes[j] == pytest.approx(earned.mean() / earned.std(ddof=1), rel=1e-9)
+
+
+def test_perfect_timing_is_significant_and_holding_everything_is_not():
+    rng = np.random.default_rng(6)
+    returns = rng.normal(0, 0.01, 5000)
+    foresight = np.where(rng.random(5000) < 0.1, np.sign(returns), 0.0)  # right when it trades
+    assert random_timing_p_value(foresight, returns) == pytest.approx(1 / 1001)
+    always = np.ones(5000)  # one trade over every bar: every timing is the same
+    assert random_timing_p_value(always, returns) == 1.0
+    assert math.isnan(random_timing_p_value(np.zeros(5000), returns))
+
+
+def test_p_values_are_uniform_where_no_timing_skill_exists():
+    # Random positions on random walks: about 5% of p-values fall below 0.05, 20% below 0.2.
+    p_values = []
+    for seed in range(300):
+        rng = np.random.default_rng(1000 + seed)
+        returns = rng.normal(0.0002, 0.01, 1000)
+        positions = np.repeat(rng.choice([0.0, 1.0], size=50), 20)
+        p_values.append(random_timing_p_value(positions, returns, nulls=200, seed=seed))
+    p_values = np.array(p_values)
+    assert 0.01 <= np.mean(p_values <= 0.05) <= 0.10
+    assert 0.13 <= np.mean(p_values <= 0.20) <= 0.28
+
+
+def test_same_seed_same_p_value():
+    rng = np.random.default_rng(7)
+    returns = rng.normal(0, 0.01, 2000)
+    positions = np.repeat(rng.choice([0.0, 1.0, -1.0], size=100), 20)
+    first = random_timing_p_value(positions, returns, seed=11)
+    assert random_timing_p_value(positions, returns, seed=11) == first
+
+
+def test_benchmark_stats_of_buy_and_hold_and_of_cash():
+    rng = np.random.default_rng(8)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, 2000)))
+    held = benchmark_stats(close * 50, close, np.ones(2000), 252.0)
+    assert list(held) == list(SIGNIFICANCE_KEYS)
+    assert held["Beta"] == pytest.approx(1.0) and held["Alpha [%]"] == pytest.approx(0, abs=1e-9)
+    assert held["Excess Return [%]"] == pytest.approx(0.0, abs=1e-9)
+    assert held["p-value"] == 1.0  # holding all along is no timing at all
+    market = np.diff(close) / close[:-1]
+    assert held["Buy & Hold Sharpe Ratio"] == pytest.approx(
+        market.mean() / market.std(ddof=1) * math.sqrt(252))
+    cash = benchmark_stats(np.full(2000, 1e4), close, np.zeros(2000), 252.0)
+    assert cash["Beta"] == 0.0 and cash["Alpha [%]"] == 0.0
+    assert cash["Excess Return [%]"] == pytest.approx(-(close[-1] / close[0] - 1) * 100)
+    assert math.isnan(cash["Probabilistic Sharpe Ratio"]) and math.isnan(cash["p-value"])
+
+
+def test_a_leveraged_copy_of_the_market_has_its_beta_and_no_alpha():
+    rng = np.random.default_rng(9)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, 2000)))
+    market = np.diff(close) / close[:-1]
+    equity = 1e4 * np.r_[1.0, np.cumprod(1 + 2 * market + 0.0001)]  # 2x, plus 1 bp a bar
+    s = benchmark_stats(equity, close, np.full(2000, 2.0), 252.0)
+    assert s["Beta"] == pytest.approx(2.0, rel=1e-9)
+    assert s["Alpha [%]"] == pytest.approx(0.0001 * 252 * 100, rel=1e-6)
