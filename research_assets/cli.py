@@ -430,8 +430,9 @@ def leaderboard(statuses: Sequence[Any]) -> str:
         return value if isinstance(value, float) and math.isfinite(value) else -math.inf
 
     ranked = sorted(statuses, key=lambda s: (s.status != "completed", -sharpe(s), s.created_at))
-    header = ["#", "research", "status", "strategy", "sharpe", "return%", "maxdd%", "win%",
-              "trades", "lockbox sharpe", "lockbox ret%", "cost $", "reason"]
+    header = ["#", "research", "status", "strategy", "sharpe", "return%", "excess%", "maxdd%",
+              "win%", "trades", "dsr", "lockbox sharpe", "lockbox ret%", "lockbox excess%",
+              "cost $", "reason"]
     rows = []
     for rank, s in enumerate(ranked, 1):
         b = s.backtest_summary
@@ -439,9 +440,11 @@ def leaderboard(statuses: Sequence[Any]) -> str:
         rows.append([
             str(rank), s.id, s.status, s.strategy or "-",
             _fmt(b.get("Sharpe Ratio")), _fmt(b.get("Return [%]")),
-            _fmt(b.get("Max. Drawdown [%]")), _fmt(b.get("Win Rate [%]")),
-            _fmt(b.get("# Trades"), 0), _fmt(lock.get("Sharpe Ratio")),
-            _fmt(lock.get("Return [%]")), f"{s.cost_usd:.4f}", s.reason or "",
+            _fmt(b.get("Excess Return [%]")), _fmt(b.get("Max. Drawdown [%]")),
+            _fmt(b.get("Win Rate [%]")), _fmt(b.get("# Trades"), 0),
+            _fmt(b.get("Deflated Sharpe Ratio")), _fmt(lock.get("Sharpe Ratio")),
+            _fmt(lock.get("Return [%]")), _fmt(lock.get("Excess Return [%]")),
+            f"{s.cost_usd:.4f}", s.reason or "",
         ])
     return _table(header, rows)
 
@@ -450,7 +453,7 @@ def _lockbox_mean(lockbox: dict[str, dict[str, Any]] | None) -> dict[str, float]
     if not lockbox:
         return {}
     out = {}
-    for key in ("Sharpe Ratio", "Return [%]"):
+    for key in ("Sharpe Ratio", "Return [%]", "Excess Return [%]"):
         values = [v[key] for v in lockbox.values() if isinstance(v.get(key), int | float)]
         if values:
             out[key] = sum(values) / len(values)

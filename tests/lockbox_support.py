@@ -104,7 +104,7 @@ def lockbox_report_of(report: pipeline.BacktestReport) -> pipeline.BacktestRepor
     bounds stay the real ones."""
     stats = {key: dict(LOCKBOX_STATS) for key in report.stats}
     return pipeline.BacktestReport(report.period, stats, dict(LOCKBOX_STATS), report.equity,
-                                   report.bounds)
+                                   report.bounds, report.trials)
 
 
 def give_lockbox_sentinel_figures(monkeypatch) -> list[str]:
@@ -114,9 +114,9 @@ def give_lockbox_sentinel_figures(monkeypatch) -> list[str]:
     real = pipeline.backtest
     periods: list[str] = []
 
-    def backtest(model, data_dir=None, period="backtest"):
+    def backtest(model, data_dir=None, period="backtest", trials=None):
         periods.append(period)
-        report = real(model, data_dir, period)
+        report = real(model, data_dir, period, trials)
         return lockbox_report_of(report) if period == "lockbox" else report
 
     monkeypatch.setattr(pipeline, "backtest", backtest)

@@ -6,7 +6,9 @@ that rejected it and why, the backtest-period figures and the assessment. Lockbo
 put into a record, so no designer can select on them.
 """
 
-from collections.abc import Iterable, Sequence
+import math
+import statistics
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +94,15 @@ class ResearchMemory:
     def fingerprints(self, statuses: Sequence[str] = FINAL_STATUSES) -> set[str]:
         """Fingerprints of specs already tried, so a designer does not repeat them."""
         return {r.spec.fingerprint() for r in self.with_spec() if r.status in statuses}
+
+    def trials_on(self, datasets: Collection[str]) -> tuple[int, float]:
+        """How many strategies were tried on any of ``datasets`` (``SYMBOL/TIMEFRAME``), this
+        one not included, and the variance (ddof 1) of their backtest-period Sharpe ratios, 0
+        with fewer than two: what a Deflated Sharpe Ratio deflates by."""
+        wanted = set(datasets)
+        tried = [r for r in self.with_spec() if wanted & set(r.spec.dataset_keys())]
+        sharpes = [r.sharpe for r in tried if r.sharpe is not None and math.isfinite(r.sharpe)]
+        return len(tried), (statistics.variance(sharpes) if len(sharpes) >= 2 else 0.0)
 
     def rejection_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -11,7 +11,9 @@ import pandas as pd
 from research_assets.core.backtest import run_backtest
 from research_assets.core.data import load_bars
 from research_assets.core.errors import TrainingError
-from research_assets.core.metrics import summarize
+from research_assets.core.memory import ResearchMemory
+from research_assets.core.metrics import periods_per_year, summarize
+from research_assets.core.significance import benchmark_stats
 from research_assets.core.spec import StrategySpec
 from research_assets.core.splits import SplitConfig
 from research_assets.core.training import TrainedModel, predict_positions, train_model
@@ -22,7 +24,7 @@ PERIODS = ("backtest", "lockbox")
 
 def dataset_keys(spec: StrategySpec) -> list[str]:
     """``SYMBOL/TIMEFRAME`` for every dataset a spec trains and backtests on."""
-    return [f"{s}/{tf}" for s in spec.training_data.symbols for tf in spec.training_data.timeframes]
+    return spec.dataset_keys()
 
 
 def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -51,6 +53,20 @@ def train(
     return train_model(spec, bars, split or SplitConfig.from_env(), threads=threads, device=device)
 
 
+@dataclass(frozen=True)
+class Trials:
+    """The strategies tried before this one on overlapping datasets, this one included, and the
+    variance of their annualised Sharpe ratios: what the Deflated Sharpe Ratio deflates by."""
+
+    count: int = 1
+    sharpe_variance: float = 0.0
+
+    @classmethod
+    def from_memory(cls, memory: ResearchMemory, spec: StrategySpec) -> "Trials":
+        tried, variance = memory.trials_on(spec.dataset_keys())
+        return cls(tried + 1, variance)
+
+
 @dataclass
 class BacktestReport:
     """Backtest of a trained model on one period of each of its datasets."""
@@ -60,15 +76,20 @@ class BacktestReport:
     summary: dict[str, float]  # aggregate over datasets, what the backtest gate reads
     equity: dict[str, pd.Series] = field(default_factory=dict)
     bounds: dict[str, tuple[str, str]] = field(default_factory=dict)
+    trials: Trials = field(default_factory=Trials)
 
 
-def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "backtest"
-             ) -> BacktestReport:
+def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "backtest",
+             trials: Trials | None = None) -> BacktestReport:
     """Run the model's signals through the backtest engine on ``period`` of every dataset.
 
     Features are computed on the whole series (indicators only look back), then the signals are
-    cut to the period's bounds, which were fixed when the model was trained.
+    cut to the period's bounds, which were fixed when the model was trained. Each dataset's
+    statistics include the benchmark and significance figures of ``significance.py``, deflated
+    by ``trials`` (one trial, nothing to deflate by, when not given); the random timings are
+    seeded by the spec's seed, so the same spec, data and seed give the same report.
     """
+    trials = trials or Trials()
     if period not in PERIODS:
         raise ValueError(f"period must be one of {PERIODS}, got {period!r}")
     spec = model.spec
@@ -86,8 +107,13 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
             window, positions.loc[window.index],
             commission=costs.commission, slippage=costs.slippage,
         )
-        stats[key] = result.stats
+        significance = benchmark_stats(
+            result.equity.to_numpy(), window["close"].to_numpy(), result.positions.to_numpy(),
+            periods_per_year(window.index), trials=trials.count,
+            sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
+        )
+        stats[key] = {**result.stats, **significance}
         equity[key] = result.equity
         bounds[key] = (start, end)
-    return BacktestReport(period, stats, summarize(stats), equity, bounds)
+    return BacktestReport(period, stats, summarize(stats), equity, bounds, trials)
 

@@ -325,6 +325,11 @@ class StrategySpec(_Strict):
         """Bars of future a label looks at: the gap kept between split periods."""
         return self.training.labels.horizon
 
+    def dataset_keys(self) -> list[str]:
+        """``SYMBOL/TIMEFRAME`` for every dataset the spec trains and backtests on."""
+        data = self.training_data
+        return [f"{s}/{tf}" for s in data.symbols for tf in data.timeframes]
+
     def fingerprint(self) -> str:
         """A hash of everything that affects results (not name, description or hypothesis), so
         that a designer can tell a repeat from a new idea."""

@@ -208,7 +208,8 @@ def backtest_report(
     """The model's signals backtested on the backtest period of every symbol and timeframe."""
     _require_gate(context, "trained_model", "training_gate")
     try:
-        report = pipeline.backtest(trained_model, datasets.directory(), "backtest")
+        report = pipeline.backtest(trained_model, datasets.directory(), "backtest",
+                                   _trials(context, trained_model))
     except ResearchError as e:
         raise _user_failure(e) from e
     gate = evaluate_backtest_gate(report.summary, gates.thresholds())
@@ -263,7 +264,8 @@ def lockbox_report(
     _require_gate(context, "backtest_report", "backtest_gate")
     _require_materialized(context.instance, "assessment", context.partition_key, "lockbox_report")
     try:
-        report = pipeline.backtest(trained_model, datasets.directory(), "lockbox")
+        report = pipeline.backtest(trained_model, datasets.directory(), "lockbox",
+                                   _trials(context, trained_model))
     except ResearchError as e:
         raise _user_failure(e) from e
     return dg.Output(report, metadata=_report_metadata(report))
@@ -326,6 +328,12 @@ def _require_materialized(
         )
 
 
+def _trials(context: dg.AssetExecutionContext, model: TrainedModel) -> pipeline.Trials:
+    """The researches tried before this one on its datasets, from the instance's records."""
+    memory = load_memory(context.instance, exclude=[context.partition_key])
+    return pipeline.Trials.from_memory(memory, model.spec)
+
+
 def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
     stats = {k: json_safe(v) for k, v in report.stats.items()}
     summary = json_safe(report.summary)
@@ -342,6 +350,9 @@ def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
             dg.TableColumn(c, "string" if c == "dataset" else "float") for c in columns
         ])),
         "bounds": dg.MetadataValue.json({k: list(v) for k, v in report.bounds.items()}),
+        # what the Deflated Sharpe Ratio was deflated by
+        "trials": report.trials.count,
+        "trials_sharpe_variance": report.trials.sharpe_variance,
     }
     for key in ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]", "# Trades"):
         if summary.get(key) is not None:
