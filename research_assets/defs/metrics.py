@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from research_assets.core.overfitting import lockbox_outcome, overfitting_report
 from research_assets.defs.capacity import (
     POOLS,
     WORKER_CLASSES,
@@ -82,7 +83,20 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
         "utilization": utilization,
         "capacity": capacity.to_json(),
         "today": {"tokens": tokens, "cost_usd": round(spent_today_usd(instance, now), 6)},
+        "overfitting": _overfitting(statuses),
     }
+
+
+def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:
+    """Out-of-sample against lockbox over completed researches (core/overfitting.py); a trial
+    is a research that got as far as a strategy."""
+    outcomes = []
+    for s in statuses:
+        oos = s.backtest_summary.get("Sharpe Ratio")
+        lockbox = lockbox_outcome(s.lockbox)
+        if s.status == "completed" and isinstance(oos, float) and lockbox is not None:
+            outcomes.append((oos, *lockbox))
+    return overfitting_report(outcomes, trials=sum(1 for s in statuses if s.strategy))
 
 
 def _r(value: float | None) -> float | None:
@@ -108,4 +122,14 @@ def format_metrics(m: dict[str, Any]) -> str:
         f"(pools {m['capacity']['pool_limits']}, buffer {m['capacity']['buffer']})",
         f"today           ${m['today']['cost_usd']:.4f}, "
         f"{sum(m['today']['tokens'].values())} tokens",
+        _format_overfitting(m["overfitting"], s),
     ]) + "\n"
+
+
+def _format_overfitting(o: dict[str, Any], s: Any) -> str:
+    beats = o["lockbox_beats_buy_and_hold"]
+    line = (f"overfitting     {o['trials']} trials; over {o['completed_with_lockbox']} completed: "
+            f"rank corr. out-of-sample/lockbox Sharpe {s(o['rank_corr_oos_lockbox'])}, "
+            f"mean Sharpe decay {s(o['mean_sharpe_decay'])}, beat buy & hold on the lockbox "
+            f"{'-' if beats is None else f'{beats:.0%}'}")
+    return line + (f"\nwarning         {o['warning']}" if o["warning"] else "")
