@@ -6,11 +6,11 @@ WORKDIR /opt/research_assets
 
 # The dependency layer first: a code change does not reinstall torch and Dagster.
 # The runtime dependencies at exactly the versions in requirements.lock (used as constraints, so
-# the dev extra stays out of the image). torch comes from the CPU-only index first; the default
-# build pulls gigabytes of CUDA libraries.
+# the dev extra stays out of the image). torch comes from the CPU-only index first, without its
+# dependencies (the locked ones follow); the default build pulls gigabytes of CUDA libraries.
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install "$(grep -E '^pip==' requirements.lock)" \
- && pip install --index-url https://download.pytorch.org/whl/cpu "$(grep -E '^torch==' requirements.lock)" \
+ && pip install --no-deps --index-url https://download.pytorch.org/whl/cpu "$(grep -E '^torch==' requirements.lock)" \
  && pip install -c requirements.lock setuptools \
  && mkdir -p research_assets && touch research_assets/__init__.py \
  && pip install -c requirements.lock --no-build-isolation . \

@@ -22,7 +22,7 @@ $(BIN)/research: pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet "$(call locked,pip)"
 	# torch first: its CPU build is a local file here (pip prefers it for torch==2.13.0); without
 	# that file pip takes PyPI's default build of the same version.
-	$(BIN)/pip install --quiet "$(call locked,torch)"
+	$(BIN)/pip install --quiet -c $(LOCK) "$(call locked,torch)"
 	$(BIN)/pip install --quiet -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(BIN)/research
@@ -33,7 +33,7 @@ setup: $(BIN)/research
 # package to its newest allowed release). Needs only the locked pip and pip-tools.
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(call locked,pip)" "$(call locked,pip-tools)"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) pip pip-tools
 	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 check-lock:

@@ -75,7 +75,8 @@ def regenerate(upgrade: bool) -> int:
     command = [
         str(pip_compile), "--quiet", "--extra", "dev", "--all-build-deps", "--allow-unsafe",
         "--strip-extras", "--no-emit-find-links", "--no-emit-index-url",
-        "--output-file", str(LOCK), str(PYPROJECT),
+        # relative paths, so the lock's comments are the same in every checkout
+        "--output-file", LOCK.name, PYPROJECT.name,
     ]
     if upgrade:
         command.append("--upgrade")

@@ -7,7 +7,6 @@ put into a record, so no designer can select on them.
 """
 
 import math
-import statistics
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,14 +94,17 @@ class ResearchMemory:
         """Fingerprints of specs already tried, so a designer does not repeat them."""
         return {r.spec.fingerprint() for r in self.with_spec() if r.status in statuses}
 
-    def trials_on(self, datasets: Collection[str]) -> tuple[int, float]:
-        """How many strategies were tried on any of ``datasets`` (``SYMBOL/TIMEFRAME``), this
-        one not included, and the variance (ddof 1) of their backtest-period Sharpe ratios, 0
-        with fewer than two: what a Deflated Sharpe Ratio deflates by."""
+    def trials_on(
+        self, datasets: Collection[str], before: float | None = None
+    ) -> tuple[int, list[float]]:
+        """The strategies tried on any of ``datasets`` (``SYMBOL/TIMEFRAME``), created before
+        ``before`` (a unix time; all when None), and their finite backtest-period Sharpe ratios:
+        what a Deflated Sharpe Ratio deflates by."""
         wanted = set(datasets)
-        tried = [r for r in self.with_spec() if wanted & set(r.spec.dataset_keys())]
+        tried = [r for r in self.with_spec() if wanted & set(r.spec.dataset_keys())
+                 and (before is None or r.created_at < before)]
         sharpes = [r.sharpe for r in tried if r.sharpe is not None and math.isfinite(r.sharpe)]
-        return len(tried), (statistics.variance(sharpes) if len(sharpes) >= 2 else 0.0)
+        return len(tried), sharpes
 
     def rejection_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -158,6 +158,8 @@ def summarize(stats_by_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, 
     * ``Win Rate [%]``: pooled over all trades, i.e. weighted by each dataset's trade count
       (a dataset with 2 trades does not count as much as one with 200); NaN without trades.
     * ``Max. Drawdown [%]``: the worst (largest) dataset, a positive magnitude.
+    * ``p-value``: the largest, and ``Probabilistic`` / ``Deflated Sharpe Ratio``: the smallest:
+      the least significant dataset speaks for the strategy (a mean of p-values is no p-value).
     * Every other key (``Return [%]``, ``Sharpe Ratio``, ``Sortino Ratio``, ``Calmar Ratio``,
       ``Profit Factor``, ``Buy & Hold Return [%]``, ``Exposure Time [%]``): the plain mean over
       the datasets where it is finite. NaN (undefined: flat equity, no losing trade...) and inf
@@ -192,8 +194,10 @@ def summarize(stats_by_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, 
             ]
             count = sum(n for _, n in pairs)
             out[key] = sum(w * n for w, n in pairs) / count if count > 0 else math.nan
-        elif key == "Max. Drawdown [%]":
+        elif key in ("Max. Drawdown [%]", "p-value"):
             out[key] = max(finite) if finite else math.nan
+        elif key in ("Probabilistic Sharpe Ratio", "Deflated Sharpe Ratio"):
+            out[key] = min(finite) if finite else math.nan
         else:
             out[key] = sum(finite) / len(finite) if finite else math.nan
     return out

@@ -3,12 +3,14 @@
 The Dagster assets in ``defs/assets.py`` call exactly these functions and attach metadata.
 """
 
+import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from research_assets.core.backtest import run_backtest
+from research_assets.core.backtest import BacktestResult, run_backtest
 from research_assets.core.data import load_bars
 from research_assets.core.errors import TrainingError
 from research_assets.core.memory import ResearchMemory
@@ -55,16 +57,31 @@ def train(
 
 @dataclass(frozen=True)
 class Trials:
-    """The strategies tried before this one on overlapping datasets, this one included, and the
-    variance of their annualised Sharpe ratios: what the Deflated Sharpe Ratio deflates by."""
+    """How many strategies were tried on overlapping datasets, this one included, and the
+    variance (ddof 1) of their annualised Sharpe ratios: what the Deflated Sharpe Ratio deflates
+    by. One trial, nothing to deflate by, by default."""
 
     count: int = 1
     sharpe_variance: float = 0.0
 
+
+@dataclass(frozen=True)
+class TrialHistory:
+    """The strategies tried before this one on overlapping datasets and their Sharpe ratios; the
+    backtest adds this one's own to make its :class:`Trials`."""
+
+    count: int = 0
+    sharpes: tuple[float, ...] = ()
+
     @classmethod
-    def from_memory(cls, memory: ResearchMemory, spec: StrategySpec) -> "Trials":
-        tried, variance = memory.trials_on(spec.dataset_keys())
-        return cls(tried + 1, variance)
+    def from_memory(cls, memory: ResearchMemory, spec: StrategySpec,
+                    before: float | None = None) -> "TrialHistory":
+        count, sharpes = memory.trials_on(spec.dataset_keys(), before)
+        return cls(count, tuple(sharpes))
+
+    def with_this(self, sharpe: float) -> Trials:
+        sharpes = [*self.sharpes, *([sharpe] if math.isfinite(sharpe) else [])]
+        return Trials(self.count + 1, statistics.variance(sharpes) if len(sharpes) >= 2 else 0.0)
 
 
 @dataclass
@@ -80,40 +97,44 @@ class BacktestReport:
 
 
 def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "backtest",
-             trials: Trials | None = None) -> BacktestReport:
+             trials: Trials | TrialHistory | None = None) -> BacktestReport:
     """Run the model's signals through the backtest engine on ``period`` of every dataset.
 
     Features are computed on the whole series (indicators only look back), then the signals are
     cut to the period's bounds, which were fixed when the model was trained. Each dataset's
-    statistics include the benchmark and significance figures of ``significance.py``, deflated
-    by ``trials`` (one trial, nothing to deflate by, when not given); the random timings are
-    seeded by the spec's seed, so the same spec, data and seed give the same report.
+    statistics include the benchmark and significance figures of ``significance.py``. The
+    Deflated Sharpe Ratio deflates by ``trials``: given as :class:`Trials`, as they are; as a
+    :class:`TrialHistory`, with this strategy's own Sharpe ratio added; one trial when None. The
+    random timings are seeded by the spec's seed: the same spec, data and seed give the same
+    report.
     """
-    trials = trials or Trials()
     if period not in PERIODS:
         raise ValueError(f"period must be one of {PERIODS}, got {period!r}")
     spec = model.spec
     costs = spec.backtest
-    stats: dict[str, dict[str, float]] = {}
-    equity: dict[str, pd.Series] = {}
-    bounds: dict[str, tuple[str, str]] = {}
+    results: dict[str, tuple[pd.DataFrame, BacktestResult]] = {}
     for key, bars in load_spec_bars(spec, data_dir).items():
         if key not in model.periods:
             raise TrainingError(f"the model was not trained on {key}; retrain it")
         start, end = model.periods[key][period]
         positions = predict_positions(model, bars)
         window = bars.loc[pd.Timestamp(start):pd.Timestamp(end)]
-        result = run_backtest(
+        results[key] = window, run_backtest(
             window, positions.loc[window.index],
             commission=costs.commission, slippage=costs.slippage,
         )
+    if not isinstance(trials, Trials):
+        sharpe = summarize({k: r.stats for k, (_, r) in results.items()})["Sharpe Ratio"]
+        trials = (trials or TrialHistory()).with_this(sharpe)
+    stats: dict[str, dict[str, float]] = {}
+    for key, (window, result) in results.items():
         significance = benchmark_stats(
             result.equity.to_numpy(), window["close"].to_numpy(), result.positions.to_numpy(),
             periods_per_year(window.index), trials=trials.count,
             sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
         )
         stats[key] = {**result.stats, **significance}
-        equity[key] = result.equity
-        bounds[key] = (start, end)
-    return BacktestReport(period, stats, summarize(stats), equity, bounds, trials)
-
+    return BacktestReport(
+        period, stats, summarize(stats), {k: r.equity for k, (_, r) in results.items()},
+        {k: tuple(model.periods[k][period]) for k in results}, trials,
+    )

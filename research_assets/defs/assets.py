@@ -19,6 +19,7 @@ from research_assets.core.data import load_bars
 from research_assets.core.designer import Design, DesignRequest
 from research_assets.core.errors import ResearchError
 from research_assets.core.gates import GateResult, evaluate_backtest_gate, evaluate_training_gate
+from research_assets.core.memory import ResearchMemory
 from research_assets.core.metrics import json_safe
 from research_assets.core.plots import equity_curve_png, png_markdown
 from research_assets.core.spec import StrategySpec
@@ -209,7 +210,7 @@ def backtest_report(
     _require_gate(context, "trained_model", "training_gate")
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "backtest",
-                                   _trials(context, trained_model))
+                                   _trial_history(context, trained_model))
     except ResearchError as e:
         raise _user_failure(e) from e
     gate = evaluate_backtest_gate(report.summary, gates.thresholds())
@@ -265,7 +266,7 @@ def lockbox_report(
     _require_materialized(context.instance, "assessment", context.partition_key, "lockbox_report")
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "lockbox",
-                                   _trials(context, trained_model))
+                                   _backtest_trials(context))
     except ResearchError as e:
         raise _user_failure(e) from e
     return dg.Output(report, metadata=_report_metadata(report))
@@ -328,10 +329,22 @@ def _require_materialized(
         )
 
 
-def _trials(context: dg.AssetExecutionContext, model: TrainedModel) -> pipeline.Trials:
-    """The researches tried before this one on its datasets, from the instance's records."""
-    memory = load_memory(context.instance, exclude=[context.partition_key])
-    return pipeline.Trials.from_memory(memory, model.spec)
+def _trial_history(context: dg.AssetExecutionContext, model: TrainedModel
+                   ) -> pipeline.TrialHistory:
+    """The researches created before this one on its datasets, from the instance's records."""
+    memory = load_memory(context.instance)
+    mine = next((r for r in memory.records if r.research_id == context.partition_key), None)
+    before = mine.created_at if mine is not None and mine.created_at else None
+    others = ResearchMemory(r for r in memory.records if r.research_id != context.partition_key)
+    return pipeline.TrialHistory.from_memory(others, model.spec, before)
+
+
+def _backtest_trials(context: dg.AssetExecutionContext) -> pipeline.Trials:
+    """The lockbox is deflated by the same trials as this research's backtest period."""
+    md = latest_metadata(context.instance, "backtest_report", context.partition_key)
+    if isinstance(md.get("trials"), int):
+        return pipeline.Trials(md["trials"], float(md.get("trials_sharpe_variance") or 0.0))
+    return pipeline.Trials()
 
 
 def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:

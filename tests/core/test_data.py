@@ -467,6 +467,8 @@ def _source_archive(package_name: str) -> Path:
     directory = os.environ.get(SOURCES_ENV, "").strip()
     if not directory:
         skip_or_fail_in_ci(f"set {SOURCES_ENV} to a directory with the pinned source distributions")
+    if not Path(directory).is_dir():
+        skip_or_fail_in_ci(f"{SOURCES_ENV}={directory} is not a directory")
     script = _build_script()
     pkg = getattr(script, package_name)
     archive = script.find_archive(pkg, Path(directory))

@@ -2,11 +2,13 @@
 strategies tried on its datasets, and the same spec, data and seed give the same figures."""
 
 import math
+import statistics
 
 import pytest
 
 from research_assets.core import pipeline
 from research_assets.core.memory import ResearchMemory, ResearchRecord
+from research_assets.core.metrics import summarize
 from research_assets.core.significance import SIGNIFICANCE_KEYS
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 
@@ -44,30 +46,54 @@ def test_more_trials_deflate_the_sharpe_ratio(model):
             assert crowded.stats[key]["Deflated Sharpe Ratio"] < stats["Deflated Sharpe Ratio"]
 
 
+def test_a_trial_history_counts_this_strategy_in(model):
+    report = pipeline.backtest(model, trials=pipeline.TrialHistory(3, (0.5, 1.5, -0.5)))
+    this = report.summary["Sharpe Ratio"]
+    assert report.trials.count == 4
+    assert report.trials.sharpe_variance == pytest.approx(
+        statistics.variance([0.5, 1.5, -0.5, this]))
+    # the first strategy on its datasets: one trial, nothing to deflate by
+    assert pipeline.backtest(model).trials == pipeline.Trials(1, 0.0)
+
+
+def test_the_summary_speaks_for_the_least_significant_dataset():
+    s = summarize({
+        "A/1d": {"p-value": 0.01, "Deflated Sharpe Ratio": 0.99, "Probabilistic Sharpe Ratio": 1.0,
+                 "Excess Return [%]": 10.0},
+        "B/1h": {"p-value": 0.30, "Deflated Sharpe Ratio": 0.60, "Probabilistic Sharpe Ratio": 0.7,
+                 "Excess Return [%]": -2.0},
+    })
+    assert s["p-value"] == 0.30 and s["Deflated Sharpe Ratio"] == 0.60
+    assert s["Probabilistic Sharpe Ratio"] == 0.7 and s["Excess Return [%]"] == 4.0
+
+
 def test_same_spec_data_and_seed_same_figures(model):
     first = pipeline.backtest(model, trials=pipeline.Trials(5, 0.3))
     again = pipeline.backtest(model, trials=pipeline.Trials(5, 0.3))
     assert repr(first.stats) == repr(again.stats)
 
 
-def _record(rid, symbols, sharpe, status="completed"):
+def _record(rid, symbols, sharpe, status="completed", created_at=0.0):
     data = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
     data["training_data"]["symbols"] = symbols
     spec = StrategySpec.from_dict(data)
     backtest = {} if sharpe is None else {"Sharpe Ratio": sharpe}
-    return ResearchRecord(rid, status, spec=spec, backtest=backtest)
+    return ResearchRecord(rid, status, created_at=created_at, spec=spec, backtest=backtest)
 
 
-def test_trials_count_researches_on_overlapping_datasets():
+def test_trials_count_researches_on_overlapping_datasets_created_before():
     memory = ResearchMemory([
-        _record("a", ["EURUSD"], 1.0),
-        _record("b", ["EURUSD", "BTCUSD"], 2.0),
-        _record("c", ["BTCUSD"], 5.0),
-        _record("d", ["EURUSD"], None, status="rejected"),  # tried, no backtest figure
-        ResearchRecord("e", "failed"),  # no spec: nothing known was tried
+        _record("a", ["EURUSD"], 1.0, created_at=1.0),
+        _record("b", ["EURUSD", "BTCUSD"], 2.0, created_at=2.0),
+        _record("c", ["BTCUSD"], 5.0, created_at=3.0),
+        _record("d", ["EURUSD"], None, status="rejected", created_at=4.0),  # no backtest figure
+        ResearchRecord("e", "failed", created_at=5.0),  # no spec: nothing known was tried
+        _record("f", ["EURUSD"], 9.0, created_at=99.0),  # after this one
     ])
     spec = _record("x", ["EURUSD"], None).spec
-    trials = pipeline.Trials.from_memory(memory, spec)
-    assert trials.count == 4  # a, b, d and this one
-    assert trials.sharpe_variance == pytest.approx(0.5)  # variance of 1.0 and 2.0
-    assert pipeline.Trials.from_memory(ResearchMemory(), spec) == pipeline.Trials(1, 0.0)
+    history = pipeline.TrialHistory.from_memory(memory, spec, before=50.0)
+    assert history == pipeline.TrialHistory(3, (2.0, 1.0))  # b, a and d; newest first
+    assert history.with_this(3.0) == pipeline.Trials(4, statistics.variance([2.0, 1.0, 3.0]))
+    assert pipeline.TrialHistory.from_memory(memory, spec).count == 4
+    assert pipeline.TrialHistory.from_memory(ResearchMemory(), spec).with_this(
+        1.0) == pipeline.Trials(1, 0.0)

@@ -15,7 +15,6 @@ from research_assets.core.significance import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
     probabilistic_sharpe_ratio,
-    random_layouts,
     random_timing_p_value,
     random_timing_sharpes,
     sharpe_probability,
@@ -61,46 +60,33 @@ def test_deflation_grows_with_the_number_of_trials():
     assert expected_max_sharpe(1, 1.0) == 0.0 and expected_max_sharpe(50, 0.0) == 0.0
 
 
-def _laid_out(starts, lengths, values, bars):
-    out = np.zeros(bars)
-    for s, n, v in zip(starts, lengths, values, strict=True):
-        out[s : s + n] = v
-    return out
-
-
-def _runs(positions):
+def _trades(positions):
     """Trades as the backtest counts them: runs of one sign."""
     sign = np.sign(positions)
-    change = np.flatnonzero(np.diff(sign) != 0) + 1
-    starts = np.r_[0, change]
+    starts = np.r_[0, np.flatnonzero(np.diff(sign) != 0) + 1]
     return int(np.count_nonzero(sign[starts]))
 
 
 @pytest.mark.parametrize("reversals", [False, True])
-def test_each_null_has_the_same_trades_exposure_and_holding_periods(reversals):
+def test_each_random_timing_is_the_strategy_shifted_in_time(reversals):
     rng = np.random.default_rng(5)
     bars = 3000
-    positions = np.zeros(bars)
-    t = 10
-    while t < bars - 60:
-        length = int(rng.integers(3, 40))
-        sign = rng.choice([-1.0, 1.0])
-        positions[t : t + length] = sign
-        if reversals and rng.random() < 0.5:
-            positions[t + length : t + 2 * length] = -sign  # straight from long to short
-            t += length
-        t += length + int(rng.integers(1, 60))
+    if reversals:  # always in the market, long and short in turn
+        positions = np.repeat(np.tile([1.0, -1.0], 60), rng.integers(5, 45, 120))[:bars]
+        positions = np.r_[positions, np.ones(bars - len(positions))]
+    else:
+        positions = np.repeat(rng.choice([0.0, 1.0, -1.0], size=100), 30)
     returns = rng.normal(0, 0.01, bars)
-    starts, lengths, values = significance._held_segments(positions)
-    ns, nl, nv = random_layouts(starts, lengths, values, bars, nulls=50, seed=1)
-    sharpes = random_timing_sharpes(positions, returns, nulls=50, seed=1)
-    for j in range(50):
-        null = _laid_out(ns[j], nl[j], nv[j], bars)
-        assert np.count_nonzero(null) == np.count_nonzero(positions)  # exposure
-        assert sorted(nl[j]) == sorted(lengths)  # holding periods
-        assert _runs(null) == _runs(positions)  # trades
+    sharpes = random_timing_sharpes(positions, returns, nulls=40, seed=1)
+    shifts = np.random.default_rng(1).choice(np.arange(1, bars), size=40, replace=False)
+    assert len(set(shifts)) == 40  # no timing drawn twice
+    for k, sharpe in zip(shifts, sharpes, strict=True):
+        null = np.roll(positions, k)
+        assert np.count_nonzero(null > 0) == np.count_nonzero(positions > 0)  # exposure, long
+        assert np.count_nonzero(null < 0) == np.count_nonzero(positions < 0)  # and short
+        assert abs(_trades(null) - _trades(positions)) <= 1  # the wrap may cut or join one
         earned = null * returns
-        assert sharpes[j] == pytest.approx(earned.mean() / earned.std(ddof=1), rel=1e-9)
+        assert sharpe == pytest.approx(earned.mean() / earned.std(ddof=1), rel=1e-9)
 
 
 def test_perfect_timing_is_significant_and_holding_everything_is_not():
@@ -108,9 +94,12 @@ def test_perfect_timing_is_significant_and_holding_everything_is_not():
     returns = rng.normal(0, 0.01, 5000)
     foresight = np.where(rng.random(5000) < 0.1, np.sign(returns), 0.0)  # right when it trades
     assert random_timing_p_value(foresight, returns) == pytest.approx(1 / 1001)
+    always_right = np.sign(returns)  # always in the market, long and short in turn
+    assert random_timing_p_value(always_right, returns) == pytest.approx(1 / 1001)
     always = np.ones(5000)  # one trade over every bar: every timing is the same
     assert random_timing_p_value(always, returns) == 1.0
     assert math.isnan(random_timing_p_value(np.zeros(5000), returns))
+    assert math.isnan(random_timing_p_value(np.ones(1), returns[:1]))  # one bar: nothing to say
 
 
 def test_p_values_are_uniform_where_no_timing_skill_exists():
