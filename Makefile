@@ -24,7 +24,8 @@ $(BIN)/research: pyproject.toml $(LOCK)
 	# that file pip takes PyPI's default build of the same version.
 	$(BIN)/pip install --quiet -c $(LOCK) "$(call locked,torch)"
 	$(BIN)/pip install --quiet -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	# (setuptools warns that every editable install is one: not news here)
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(BIN)/research
 
 setup: $(BIN)/research
