@@ -24,16 +24,11 @@ from research_assets.core.training import TrainedModel, predict_positions, train
 PERIODS = ("backtest", "lockbox")
 
 
-def dataset_keys(spec: StrategySpec) -> list[str]:
-    """``SYMBOL/TIMEFRAME`` for every dataset a spec trains and backtests on."""
-    return spec.dataset_keys()
-
-
 def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str, pd.DataFrame]:
     """The bars of every symbol and timeframe of a spec, limited to its date range."""
     dr = spec.training_data.date_range
     out = {}
-    for key in dataset_keys(spec):
+    for key in spec.dataset_keys():
         symbol, timeframe = key.split("/")
         out[key] = load_bars(
             symbol, timeframe, data_dir,

@@ -302,9 +302,9 @@ def _gate_asset(gate: str) -> str:
 def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -> None:
     """Refuse to run unless the upstream gate passed for this research, so a launch that leaves
     the checks out cannot get past a gate."""
-    _require_materialized(context.instance, upstream, context.partition_key,
-                          context.asset_key.to_user_string())
     md = latest_metadata(context.instance, upstream, context.partition_key)
+    if not md:  # no materialization for this research: not a rejection, a partial launch
+        raise _not_materialized(upstream, context.partition_key, context.asset_key.to_user_string())
     if not md.get(GATE_PASSED, False):
         reason = md.get(GATE_REASON) or "not evaluated"
         raise dg.Failure(
@@ -321,12 +321,16 @@ def _require_materialized(
     """Refuse to run on an upstream that was never materialized for this research (a launch that
     selected only part of it), with a reason, rather than fail on a file that is not there."""
     if not materialized(instance, upstream, research_id):
-        raise dg.Failure(
-            description=f"{upstream} has not been materialized for research {research_id}, so "
-            f"{asset} cannot run; run the whole research with --select '{WHOLE_RESEARCH}'",
-            metadata={"reason": f"{upstream}_not_materialized", "missing": upstream},
-            allow_retries=False,
-        )
+        raise _not_materialized(upstream, research_id, asset)
+
+
+def _not_materialized(upstream: str, research_id: str, asset: str) -> dg.Failure:
+    return dg.Failure(
+        description=f"{upstream} has not been materialized for research {research_id}, so "
+        f"{asset} cannot run; run the whole research with --select '{WHOLE_RESEARCH}'",
+        metadata={"reason": f"{upstream}_not_materialized", "missing": upstream},
+        allow_retries=False,
+    )
 
 
 def _trial_history(context: dg.AssetExecutionContext, model: TrainedModel
