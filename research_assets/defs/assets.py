@@ -40,7 +40,7 @@ from research_assets.defs.resources import (
     QualityGatesResource,
     TrainingResource,
 )
-from research_assets.defs.tags import GATE_PASSED, GATE_REASON
+from research_assets.defs.tags import GATE_DESCRIPTION, GATE_PASSED, GATE_REASON
 from research_assets.llm.errors import LLMConfigError, LLMError
 
 TRAINING_GATE = dg.AssetCheckSpec(
@@ -279,6 +279,7 @@ def _gate_metadata(gate: GateResult) -> dict[str, Any]:
     return {
         GATE_PASSED: gate.passed,
         GATE_REASON: gate.reason or "",
+        GATE_DESCRIPTION: gate.description(),
         gate.gate: dg.MetadataValue.json(gate.metadata()),
     }
 

@@ -13,6 +13,8 @@ WILL_RETRY_TAG = "dagster/will_retry"
 # Metadata written by the gated assets, read back to derive a research's outcome.
 GATE_PASSED = "gate_passed"
 GATE_REASON = "gate_reason"
+# The gate outcome in numbers: "win rate 0.42 < 0.45 (win_rate_too_low)".
+GATE_DESCRIPTION = "gate_description"
 
 # LLM usage metadata on strategy_spec and assessment (and on the observations of failed calls).
 USAGE_PREFIX = "usage/"
