@@ -161,10 +161,13 @@ def summarize(stats_by_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, 
     * ``p-value``: the largest, and ``Probabilistic`` / ``Deflated Sharpe Ratio``: the smallest:
       the least significant dataset speaks for the strategy (a mean of p-values is no p-value).
     * Every other key (``Return [%]``, ``Sharpe Ratio``, ``Sortino Ratio``, ``Calmar Ratio``,
-      ``Profit Factor``, ``Buy & Hold Return [%]``, ``Exposure Time [%]``): the plain mean over
+      ``Profit Factor``, ``Buy & Hold Return [%]``, ``Exposure Time [%]``, and ``Excess Sharpe``,
+      ``Buy & Hold Sharpe Ratio``, ``Excess Return [%]``...): the plain mean over
       the datasets where it is finite. NaN (undefined: flat equity, no losing trade...) and inf
       are left out so that one degenerate dataset neither hides nor swamps the others; NaN if
-      no dataset has a finite value.
+      no dataset has a finite value. ``Excess Sharpe`` is averaged exactly as ``Sharpe
+      Ratio`` is: where every dataset has both, the mean excess is the mean Sharpe minus the mean
+      buy & hold Sharpe, and a dataset that never traded (no Sharpe ratio) counts in neither.
 
     >>> s = summarize({
     ...     "A/1d": {"# Trades": 10.0, "Win Rate [%]": 60.0, "Max. Drawdown [%]": 12.0,
@@ -176,6 +179,14 @@ def summarize(stats_by_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, 
     (40.0, 45.0, 25.0, 0.75)
     >>> s["Profit Factor"]  # the infinite one is left out
     1.5
+    >>> s = summarize({
+    ...     "A/1d": {"Sharpe Ratio": 1.0, "Buy & Hold Sharpe Ratio": 0.4, "Excess Sharpe": 0.6},
+    ...     "B/1h": {"Sharpe Ratio": 0.2, "Buy & Hold Sharpe Ratio": 0.6, "Excess Sharpe": -0.4},
+    ...     "C/1h": {"Sharpe Ratio": float("nan"), "Buy & Hold Sharpe Ratio": 0.9,
+    ...              "Excess Sharpe": float("nan")},  # never traded: no Sharpe, no excess
+    ... })
+    >>> round(s["Sharpe Ratio"], 9), round(s["Excess Sharpe"], 9)
+    (0.6, 0.1)
     """
     datasets = list(stats_by_dataset.values())
     keys = [k for k in STAT_KEYS if any(k in s for s in datasets)]

@@ -4,8 +4,10 @@ Three questions a quant asks of any backtest, each answered by a statistic label
 the others in ``metrics.py`` are:
 
 * **Against the market it trades** (buy & hold on the same bars): ``Buy & Hold Sharpe Ratio``,
-  ``Excess Return [%]`` (strategy minus buy & hold), and ``Beta`` / ``Alpha [%]`` from regressing
-  the strategy's bar returns on buy & hold's (alpha annualised, arithmetic).
+  ``Excess Return [%]`` (strategy minus buy & hold), ``Excess Sharpe`` (the strategy's Sharpe
+  ratio minus buy & hold's, both annualised the same way: above 0 means more return per unit
+  of risk than simply holding the asset), and ``Beta`` / ``Alpha [%]`` from regressing the
+  strategy's bar returns on buy & hold's (alpha annualised, arithmetic).
 * **Against luck in its own returns**: the ``Probabilistic Sharpe Ratio`` (Bailey and López de
   Prado, 2012), the probability that the true Sharpe ratio is above 0 given the sample's length,
   skewness and kurtosis; and the ``Deflated Sharpe Ratio`` (Bailey and López de Prado, 2014), the
@@ -45,6 +47,7 @@ __all__ = [
 SIGNIFICANCE_KEYS = (
     "Buy & Hold Sharpe Ratio",
     "Excess Return [%]",
+    "Excess Sharpe",
     "Beta",
     "Alpha [%]",
     "Probabilistic Sharpe Ratio",
@@ -183,9 +186,24 @@ def benchmark_stats(
     """The :data:`SIGNIFICANCE_KEYS` of one backtest, as plain floats (NaN when undefined).
 
     ``equity`` is the strategy's equity at each bar's close, ``close`` the asset's closes on the
-    same bars, ``positions`` the position held during each bar. ``trials`` and
+    same bars, ``positions`` the position held during each bar. ``Excess Sharpe`` is the
+    strategy's annualised Sharpe ratio (as ``metrics.compute_stats`` computes it from the same
+    equity) minus ``Buy & Hold Sharpe Ratio``; NaN where either is undefined (flat equity: a
+    strategy that never trades has no Sharpe ratio, so it shows no edge). ``trials`` and
     ``sharpe_variance`` (of the trials' ANNUALISED Sharpe ratios) deflate the Sharpe ratio; the
     random timings are seeded by ``seed``, so the same backtest gives the same p-value.
+
+    Holding the asset is the benchmark itself (no excess); a strategy that was long on the
+    rises and out on the falls has the better Sharpe ratio:
+
+    >>> close = np.array([100.0, 102.0, 101.0, 103.0, 102.0, 104.0, 103.0, 105.0])
+    >>> held = benchmark_stats(close * 10, close, np.ones(8), 252.0, nulls=10)
+    >>> round(held["Excess Sharpe"], 9), round(held["Excess Return [%]"], 9)
+    (0.0, 0.0)
+    >>> timed = np.array([1000.0, 1020.0, 1020.0, 1040.2, 1040.2, 1060.6, 1060.6, 1081.2])
+    >>> s = benchmark_stats(timed, close, np.array([1, 1, 0, 1, 0, 1, 0, 1.0]), 252.0, nulls=10)
+    >>> round(s["Buy & Hold Sharpe Ratio"], 2), round(s["Excess Sharpe"], 2)
+    (7.17, 9.8)
     """
     equity = np.asarray(equity, dtype=np.float64)
     close = np.asarray(close, dtype=np.float64)
@@ -202,9 +220,11 @@ def benchmark_stats(
     elif len(market) >= 3 and np.std(market) > 0:  # flat equity: no exposure at all
         beta, alpha = 0.0, 0.0
     per_bar_variance = sharpe_variance / periods_per_year if periods_per_year > 0 else math.nan
+    market_sharpe = _per_bar_sharpe(market) * root
     return {
-        "Buy & Hold Sharpe Ratio": _per_bar_sharpe(market) * root,
+        "Buy & Hold Sharpe Ratio": market_sharpe,
         "Excess Return [%]": float(equity[-1] / equity[0] - close[-1] / close[0]) * 100.0,
+        "Excess Sharpe": _per_bar_sharpe(strategy) * root - market_sharpe,
         "Beta": beta,
         "Alpha [%]": alpha,
         "Probabilistic Sharpe Ratio": probabilistic_sharpe_ratio(strategy),

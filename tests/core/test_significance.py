@@ -5,10 +5,12 @@ import doctest
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from research_assets.core import significance
+from research_assets.core import metrics, significance
+from research_assets.core.metrics import compute_stats, summarize
 from research_assets.core.significance import (
     SIGNIFICANCE_KEYS,
     benchmark_stats,
@@ -25,6 +27,9 @@ def test_docstring_examples():
     # The module's examples include Bailey and López de Prado's (2014) numerical example.
     result = doctest.testmod(significance)
     assert result.attempted >= 3 and result.failed == 0
+    # summarize's examples include how Excess Sharpe is aggregated over datasets
+    result = doctest.testmod(metrics)
+    assert result.attempted >= 10 and result.failed == 0
 
 
 def test_deflated_sharpe_matches_the_papers_worked_example():
@@ -138,6 +143,9 @@ def test_benchmark_stats_of_buy_and_hold_and_of_cash():
     assert cash["Beta"] == 0.0 and cash["Alpha [%]"] == 0.0
     assert cash["Excess Return [%]"] == pytest.approx(-(close[-1] / close[0] - 1) * 100)
     assert math.isnan(cash["Probabilistic Sharpe Ratio"]) and math.isnan(cash["p-value"])
+    # holding is the benchmark: no excess; never trading has no Sharpe ratio, so no excess either
+    assert held["Excess Sharpe"] == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(cash["Excess Sharpe"])
 
 
 def test_a_leveraged_copy_of_the_market_has_its_beta_and_no_alpha():
@@ -148,3 +156,40 @@ def test_a_leveraged_copy_of_the_market_has_its_beta_and_no_alpha():
     s = benchmark_stats(equity, close, np.full(2000, 2.0), 252.0)
     assert s["Beta"] == pytest.approx(2.0, rel=1e-9)
     assert s["Alpha [%]"] == pytest.approx(0.0001 * 252 * 100, rel=1e-6)
+
+
+def test_excess_sharpe_is_the_reported_sharpe_minus_buy_and_holds():
+    # The same bars and equity as a backtest report: compute_stats' Sharpe Ratio minus the
+    # benchmark's, whatever the strategy (here long half the time, short a quarter).
+    rng = np.random.default_rng(12)
+    idx = pd.bdate_range("2020-01-01", periods=1500, tz="UTC")
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0004, 0.01, 1500)))
+    positions = np.repeat(rng.choice([0.0, 1.0, 1.0, -1.0], size=75), 20)
+    market = np.r_[0.0, np.diff(close) / close[:-1]]
+    equity = 1e4 * np.cumprod(1 + np.r_[0.0, positions[:-1]] * market)
+    stats = compute_stats(pd.Series(equity, index=idx), pd.DataFrame({"pnl": [1.0]}),
+                          pd.DataFrame({"close": close}, index=idx),
+                          pd.Series(positions, index=idx))
+    ppy = metrics.periods_per_year(idx)
+    s = benchmark_stats(equity, close, positions, ppy, nulls=50)
+    assert s["Excess Sharpe"] == pytest.approx(
+        stats["Sharpe Ratio"] - s["Buy & Hold Sharpe Ratio"], rel=1e-9)
+    # a leveraged copy of the market has the market's Sharpe ratio: no excess at all
+    levered = 1e4 * np.cumprod(1 + 3 * market)
+    assert benchmark_stats(levered, close, np.full(1500, 3.0), ppy, nulls=50)[
+        "Excess Sharpe"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_summary_excess_sharpe_is_averaged_as_the_sharpe_ratio_is():
+    per_dataset = {
+        "A/1d": {"Sharpe Ratio": 1.2, "Buy & Hold Sharpe Ratio": 0.2, "Excess Sharpe": 1.0},
+        "B/1d": {"Sharpe Ratio": -0.5, "Buy & Hold Sharpe Ratio": 0.5, "Excess Sharpe": -1.0},
+        "C/1h": {"Sharpe Ratio": 0.9, "Buy & Hold Sharpe Ratio": 0.3, "Excess Sharpe": 0.6},
+        "D/1h": {"Sharpe Ratio": math.nan, "Buy & Hold Sharpe Ratio": 2.0,
+                 "Excess Sharpe": math.nan},  # no trade: neither figure
+    }
+    s = summarize(per_dataset)
+    assert s["Sharpe Ratio"] == pytest.approx((1.2 - 0.5 + 0.9) / 3)
+    assert s["Excess Sharpe"] == pytest.approx((1.0 - 1.0 + 0.6) / 3)
+    assert s["Excess Sharpe"] == pytest.approx(s["Sharpe Ratio"] - (0.2 + 0.5 + 0.3) / 3)
+    assert math.isnan(summarize({"A": {"Excess Sharpe": math.nan}})["Excess Sharpe"])
