@@ -1,8 +1,9 @@
 """The rule-based assessor: a verdict and specific notes on a research that passed both gates.
 
 Everything here is derived from the numbers (training metrics, aggregate and per-dataset
-backtest-period statistics) and from the spec, deterministically. Lockbox figures never come
-here: the assessment feeds the research memory that designers read.
+backtest-period statistics, and how many strategies were tried) and from the spec,
+deterministically. Lockbox figures never come here: the assessment feeds the research memory
+that designers read.
 
 Verdict rules (the aggregate backtest-period figures decide; the first rule that applies wins):
 
@@ -13,7 +14,15 @@ Verdict rules (the aggregate backtest-period figures decide; the first rule that
      than half of the buy & hold return's size (``max(25, 0.5 * |B&H|)`` points), so a strategy
      that makes 150% where holding made 300% is poor, and one that makes 5% where holding made
      20% is not.
-2. ``promising`` when all of: Sharpe above 1, max drawdown below 20% and more than 50 trades.
+2. ``promising`` when all of:
+   - Sharpe above 1, max drawdown below 20% and more than 50 trades;
+   - significant: Deflated Sharpe Ratio at least 0.95 (the Sharpe ratio is unlikely to be the
+     luck of the best of the strategies tried) and p-value against random timing at most 0.05
+     (the same positions at random times rarely do as well). The thresholds are the backtest
+     gate's defaults (``GateThresholds``), whatever a deployment relaxed the gate to;
+   - better than buy & hold over the same bars: Excess Sharpe above 0 and Excess Return [%]
+     above 0, so neither the risk-adjusted nor the plain return comes from holding the market.
+   A figure that is missing (an older report) or undefined counts as not met.
 3. ``neutral`` otherwise.
 """
 
@@ -28,6 +37,11 @@ from research_assets.core.spec import StrategySpec, ZigzagLabels
 PROMISING_MIN_SHARPE = 1.0  # strictly above
 PROMISING_MAX_DRAWDOWN = 20.0  # percent, strictly below
 PROMISING_MIN_TRADES = 50  # strictly more
+# Significance and the benchmark (see the module docstring).
+PROMISING_MIN_DEFLATED_SHARPE = 0.95  # at least
+PROMISING_MAX_P_VALUE = 0.05  # at most
+PROMISING_MIN_EXCESS_SHARPE = 0.0  # strictly above
+PROMISING_MIN_EXCESS_RETURN = 0.0  # percentage points, strictly above
 POOR_MIN_TRADES = 10  # strictly fewer is poor
 POOR_BH_MARGIN = 25.0  # percentage points behind buy & hold, at least
 FEW_TRADES_PER_DATASET = 20  # a dataset with fewer trades is too thin to judge
@@ -71,6 +85,19 @@ def _n(x: float | None) -> str:
     return "n/a" if x is None else str(int(x))
 
 
+def _signed(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:+.{digits}f}"
+
+
+def _p(x: float | None) -> str:
+    """A p-value or probability: three decimals, so 0.001 (1 in 1,000 timings) stays visible."""
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 class _Stats:
     """The figures of one backtest summary, parsed once."""
 
@@ -86,6 +113,41 @@ class _Stats:
         self.pf = _num(s, "Profit Factor")
         self.trades = _num(s, "# Trades")
         self.exposure = _num(s, "Exposure Time [%]")
+        self.bh_sharpe = _num(s, "Buy & Hold Sharpe Ratio")
+        # the reported excess figures; the difference of the two where a report lacks them
+        self.excess_sharpe = _num(s, "Excess Sharpe")
+        if self.excess_sharpe is None:
+            self.excess_sharpe = _difference(self.sharpe, self.bh_sharpe)
+        self.excess_ret = _num(s, "Excess Return [%]")
+        if self.excess_ret is None:
+            self.excess_ret = _difference(self.ret, self.bh)
+        self.beta = _num(s, "Beta")
+        self.alpha = _num(s, "Alpha [%]")
+        self.psr = _num(s, "Probabilistic Sharpe Ratio")
+        self.dsr = _num(s, "Deflated Sharpe Ratio")
+        self.p_value = _num(s, "p-value")
+
+    def significance_gaps(self, trials: int | None) -> list[str]:
+        """What keeps the figures from being significant (empty when they are)."""
+        gaps = []
+        if self.dsr is None or self.dsr < PROMISING_MIN_DEFLATED_SHARPE:
+            gaps.append(f"Deflated Sharpe {_p(self.dsr)} is below "
+                        f"{PROMISING_MIN_DEFLATED_SHARPE:g}{_over_trials(trials)}")
+        if self.p_value is None or self.p_value > PROMISING_MAX_P_VALUE:
+            gaps.append(f"p-value {_p(self.p_value)} against random timing is above "
+                        f"{PROMISING_MAX_P_VALUE:g}")
+        return gaps
+
+    def benchmark_gaps(self) -> list[str]:
+        """Where it does not beat buy & hold (empty when it does on both counts)."""
+        gaps = []
+        if self.excess_sharpe is None or self.excess_sharpe <= PROMISING_MIN_EXCESS_SHARPE:
+            gaps.append(f"Sharpe {_r(self.sharpe)} vs buy & hold {_r(self.bh_sharpe)} "
+                        f"(excess {_signed(self.excess_sharpe)}) is not above buy & hold")
+        if self.excess_ret is None or self.excess_ret <= PROMISING_MIN_EXCESS_RETURN:
+            gaps.append(f"return {_pct(self.ret)} vs buy & hold {_pct(self.bh)} "
+                        f"(excess {_signed(self.excess_ret, 1)} points) is not above buy & hold")
+        return gaps
 
     def trails_buy_and_hold(self) -> bool:
         if self.ret is None or self.bh is None:
@@ -93,7 +155,11 @@ class _Stats:
         return self.ret < self.bh - max(POOR_BH_MARGIN, 0.5 * abs(self.bh))
 
 
-def _verdict(a: _Stats) -> tuple[str, str]:
+def _over_trials(trials: int | None) -> str:
+    return "" if trials is None else f" after {trials} trial{'s' if trials != 1 else ''}"
+
+
+def _verdict(a: _Stats, trials: int | None) -> tuple[str, str]:
     """The verdict and the reason for it, per the rules in the module docstring."""
     if a.sharpe is None:
         return "poor", "Sharpe is undefined"
@@ -110,10 +176,14 @@ def _verdict(a: _Stats) -> tuple[str, str]:
         missing.append(f"max drawdown {_pct(a.dd)} is not below {PROMISING_MAX_DRAWDOWN:g}%")
     if a.trades is None or a.trades <= PROMISING_MIN_TRADES:
         missing.append(f"{_n(a.trades)} trades are not more than {PROMISING_MIN_TRADES}")
+    missing += a.significance_gaps(trials) + a.benchmark_gaps()
     if not missing:
         return "promising", (
             f"Sharpe {_r(a.sharpe)} > 1, max drawdown {_pct(a.dd)} < 20% "
-            f"and {_n(a.trades)} trades > 50"
+            f"and {_n(a.trades)} trades > 50; significant (Deflated Sharpe {_p(a.dsr)}"
+            f"{_over_trials(trials)}, p-value {_p(a.p_value)}) and ahead of buy & hold "
+            f"(excess Sharpe {_signed(a.excess_sharpe)}, excess return "
+            f"{_signed(a.excess_ret, 1)} points)"
         )
     return "neutral", "not promising yet: " + "; ".join(missing)
 
@@ -180,6 +250,25 @@ def _balance_advice(spec: StrategySpec) -> str:
     return "balance the classes: train on more symbols or a period with less one-way drift"
 
 
+def _exposure_advice(spec: StrategySpec) -> str:
+    """How to make this spec's model stand aside more, rather than ride the market."""
+    labels = spec.training.labels
+    if isinstance(labels, ZigzagLabels):
+        return (
+            f"raise the zigzag threshold from {labels.threshold:g} to {labels.threshold * 1.5:g} "
+            "so that flat (no position) is predicted when no clear move is due"
+        )
+    if labels.threshold == 0:
+        return (
+            "add a dead zone to the forward-return labels (a threshold of about half a typical "
+            f"move over {labels.horizon} bars) so that flat (no position) is a class of its own"
+        )
+    return (
+        f"widen the forward-return dead zone from {labels.threshold:g} to "
+        f"{labels.threshold * 1.5:g} so that the model stands aside more often"
+    )
+
+
 def _round_trip_cost_pct(spec: StrategySpec) -> float:
     return 2 * (spec.backtest.commission + spec.backtest.slippage) * 100
 
@@ -207,22 +296,32 @@ def assess(
     training: Mapping[str, float],
     backtest_summary: Mapping[str, float],
     backtest_by_dataset: Mapping[str, Mapping[str, float]],
+    *,
+    trials: int | None = None,
 ) -> Assessment:
-    """Assess a research that passed both gates. Deterministic: same inputs, same assessment."""
+    """Assess a research that passed both gates. ``trials``: how many strategies the Deflated
+    Sharpe Ratio was deflated by (the report's ``trials``), quoted when given. Deterministic:
+    same inputs, same assessment."""
     a = _Stats(backtest_summary)
-    verdict, why = _verdict(a)
+    verdict, why = _verdict(a, trials)
     strengths, weaknesses, suggestions, hypotheses = _Notes(), _Notes(), _Notes(), _Notes()
 
+    # the benchmark and significance first: they decide whether the rest means anything
+    _assess_benchmark(spec, a, trials, strengths, weaknesses, suggestions, hypotheses)
     _assess_aggregate(spec, a, strengths, weaknesses, suggestions, hypotheses)
     _assess_datasets(spec, backtest_by_dataset, strengths, weaknesses, suggestions, hypotheses)
     _assess_training(spec, training, strengths, weaknesses, suggestions)
     _next_hypotheses(spec, verdict, a, hypotheses)
 
+    lift = _num(training, "accuracy_lift")
     summary = (
         f"{verdict}: {why}. Aggregate over {len(backtest_by_dataset) or 'the'} dataset(s): "
-        f"return {_pct(a.ret)} vs buy & hold {_pct(a.bh)}, Sharpe {_r(a.sharpe)}, "
-        f"max drawdown {_pct(a.dd)}, {_n(a.trades)} trades, win rate {_pct(a.win)}; "
-        f"test accuracy {_r(_num(training, 'test_accuracy'))}."
+        f"return {_pct(a.ret)} vs buy & hold {_pct(a.bh)}, Sharpe {_r(a.sharpe)} vs buy & hold "
+        f"{_r(a.bh_sharpe)}, beta {_r(a.beta)}, max drawdown {_pct(a.dd)}, {_n(a.trades)} "
+        f"trades, win rate {_pct(a.win)}; Deflated Sharpe {_p(a.dsr)}{_over_trials(trials)}, "
+        f"p-value {_p(a.p_value)}; test accuracy {_r(_num(training, 'test_accuracy'))}"
+        + (f" (lift {_signed(lift)} over the majority class)" if lift is not None else "")
+        + "."
     )
     return Assessment(
         verdict=verdict,  # type: ignore[arg-type]
@@ -234,6 +333,66 @@ def assess(
     )
 
 
+def _assess_benchmark(
+    spec: StrategySpec,
+    a: _Stats,
+    trials: int | None,
+    strengths: _Notes,
+    weaknesses: _Notes,
+    suggestions: _Notes,
+    hypotheses: _Notes,
+) -> None:
+    """Against buy & hold on the same bars, and against luck."""
+    if a.excess_sharpe is not None:
+        versus = (f"Sharpe {_r(a.sharpe)} vs buy & hold {_r(a.bh_sharpe)} "
+                  f"(excess {_signed(a.excess_sharpe)})")
+        if a.excess_sharpe > PROMISING_MIN_EXCESS_SHARPE:
+            strengths.add(f"{versus}: more return per unit of risk than holding the asset")
+        else:
+            weaknesses.add(f"{versus}: no more return per unit of risk than holding the asset")
+    riding = a.excess_sharpe is not None and a.excess_sharpe <= PROMISING_MIN_EXCESS_SHARPE
+    if a.beta is not None:
+        market = f"beta {_r(a.beta)} to buy & hold, alpha {_pct(a.alpha)} a year"
+        if a.beta >= 0.7:
+            weaknesses.add(f"{market}: the returns mostly come from market exposure")
+            riding = True
+        elif abs(a.beta) <= 0.3 and a.alpha is not None and a.alpha > 0:
+            strengths.add(f"{market}: the returns do not come from market exposure")
+        elif a.alpha is not None and a.alpha <= 0:
+            weaknesses.add(f"{market}: nothing is left beyond market exposure")
+    if riding:
+        suggestions.add(f"to beat buy & hold rather than ride it, {_exposure_advice(spec)}")
+    gaps = a.significance_gaps(trials)
+    if not gaps:
+        strengths.add(
+            f"significant: Deflated Sharpe {_p(a.dsr)}{_over_trials(trials)} and p-value "
+            f"{_p(a.p_value)} against random timing of the same positions"
+        )
+        return
+    if a.dsr is not None and a.dsr < PROMISING_MIN_DEFLATED_SHARPE:
+        before = f" (before deflating: {_p(a.psr)})" if a.psr is not None else ""
+        weaknesses.add(
+            f"Deflated Sharpe {_p(a.dsr)} < {PROMISING_MIN_DEFLATED_SHARPE:g}"
+            f"{_over_trials(trials)}{before}: the Sharpe could be the luck of the best of many "
+            "tries"
+        )
+    if a.p_value is not None and a.p_value > PROMISING_MAX_P_VALUE:
+        weaknesses.add(
+            f"p-value {_p(a.p_value)} > {PROMISING_MAX_P_VALUE:g}: {a.p_value:.0%} of random "
+            "timings of the same positions did at least as well"
+        )
+    if a.dsr is not None or a.p_value is not None:
+        types = ", ".join(sorted(_indicator_types(spec)))
+        suggestions.add(
+            f"the edge is not significant: try other kinds of inputs than {types} rather than "
+            "tuning their parameters"
+        )
+        hypotheses.add(
+            f"inputs of another kind than {types} give a p-value below "
+            f"{PROMISING_MAX_P_VALUE:g} against random timing"
+        )
+
+
 def _assess_aggregate(
     spec: StrategySpec,
     a: _Stats,
@@ -243,7 +402,8 @@ def _assess_aggregate(
     hypotheses: _Notes,
 ) -> None:
     if a.sharpe is not None:
-        if a.sharpe > PROMISING_MIN_SHARPE:
+        ahead = a.excess_sharpe is None or a.excess_sharpe > PROMISING_MIN_EXCESS_SHARPE
+        if a.sharpe > PROMISING_MIN_SHARPE and ahead:  # else holding the asset did better
             strengths.add(f"Sharpe {_r(a.sharpe)} over the backtest period, above 1")
         elif a.sharpe < 0.5:
             weaknesses.add(f"Sharpe {_r(a.sharpe)}: returns barely pay for their volatility")
@@ -386,8 +546,23 @@ def _assess_training(
     f1 = _num(training, "f1")
     decrease = _num(training, "loss_decrease")
     arch = spec.model.architecture
-    if acc is not None and acc >= 0.55:
+    lift = _num(training, "accuracy_lift")
+    baseline = _num(training, "baseline_accuracy")
+    loss_ratio = _num(training, "loss_ratio")
+    if lift is not None:
+        versus = (f"test accuracy {_r(acc)} vs {_r(baseline)} always predicting the majority "
+                  f"class (lift {_signed(lift)})")
+        if lift >= 0.03:
+            strengths.add(f"{versus}: the inputs predict the labels")
+        elif lift <= 0.01:
+            weaknesses.add(f"{versus}: the inputs barely predict the labels")
+    elif acc is not None and acc >= 0.55:
         strengths.add(f"test accuracy {_r(acc)} on unseen data")
+    if loss_ratio is not None and loss_ratio >= 0.98:
+        weaknesses.add(
+            f"test loss is {loss_ratio:.0%} of the labels' entropy: the model predicts hardly "
+            "better than the label frequencies"
+        )
     overfit = None
     if acc is not None and val is not None and val - acc > 0.08:
         overfit = f"validation accuracy {_r(val)} well above test accuracy {_r(acc)}"
