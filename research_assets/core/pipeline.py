@@ -18,10 +18,19 @@ from research_assets.core.metrics import periods_per_year, summarize
 from research_assets.core.significance import benchmark_stats
 from research_assets.core.spec import StrategySpec
 from research_assets.core.splits import SplitConfig
-from research_assets.core.training import TrainedModel, predict_positions, train_model
+from research_assets.core.training import (
+    TrainedModel,
+    predict_positions,
+    train_model,
+    walk_forward_positions,
+)
 
-# The periods a report can be computed on. "lockbox" is only ever evaluated for the leaderboard.
+# The periods a report can be computed on: "backtest" is the walk-forward out-of-sample period;
+# "lockbox" is only ever evaluated for the leaderboard.
 PERIODS = ("backtest", "lockbox")
+# The statistics of each walk-forward fold's test slice, in the report's fold table.
+FOLD_STATS = ("Return [%]", "Buy & Hold Return [%]", "Sharpe Ratio", "# Trades", "Win Rate [%]",
+              "Exposure Time [%]")
 
 
 def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -45,7 +54,8 @@ def train(
     threads: int = 1,
     device: str | None = None,
 ) -> TrainedModel:
-    """Train the spec's model on the train period of all its datasets."""
+    """Train the spec's model walk-forward on all its datasets (``split`` from the environment
+    when None: ``RESEARCH_WALK_FORWARD_FOLDS`` and the ``RESEARCH_*_FRACTION`` settings)."""
     bars = load_spec_bars(spec, data_dir)
     return train_model(spec, bars, split or SplitConfig.from_env(), threads=threads, device=device)
 
@@ -89,6 +99,8 @@ class BacktestReport:
     equity: dict[str, pd.Series] = field(default_factory=dict)
     bounds: dict[str, tuple[str, str]] = field(default_factory=dict)
     trials: Trials = field(default_factory=Trials)
+    # dataset key -> per walk-forward fold: its test slice's bounds and FOLD_STATS (backtest only)
+    folds: dict[str, list[dict[str, float | str]]] = field(default_factory=dict)
 
 
 def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "backtest",
@@ -96,7 +108,10 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
     """Run the model's signals through the backtest engine on ``period`` of every dataset.
 
     Features are computed on the whole series (indicators only look back), then the signals are
-    cut to the period's bounds, which were fixed when the model was trained. Each dataset's
+    cut to the period's bounds, which were fixed when the model was trained. On the backtest
+    period each walk-forward fold's network trades its own test slice, and the slices are
+    backtested as one continuous period (and each on its own, for the fold table); the lockbox is
+    traded by the final network. Each dataset's
     statistics include the benchmark and significance figures of ``significance.py``. The
     Deflated Sharpe Ratio deflates by ``trials``: given as :class:`Trials`, as they are; as a
     :class:`TrialHistory`, with this strategy's own Sharpe ratio added; one trial when None. The
@@ -108,16 +123,29 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
     spec = model.spec
     costs = spec.backtest
     results: dict[str, tuple[pd.DataFrame, BacktestResult]] = {}
+    folds: dict[str, list[dict[str, float | str]]] = {}
     for key, bars in load_spec_bars(spec, data_dir).items():
         if key not in model.periods:
             raise TrainingError(f"the model was not trained on {key}; retrain it")
         start, end = model.periods[key][period]
-        positions = predict_positions(model, bars)
+        if period == "backtest":
+            positions = walk_forward_positions(model, key, bars)
+        else:
+            positions = predict_positions(model, bars)
         window = bars.loc[pd.Timestamp(start):pd.Timestamp(end)]
         results[key] = window, run_backtest(
             window, positions.loc[window.index],
             commission=costs.commission, slippage=costs.slippage,
         )
+        if period == "backtest":
+            folds[key] = []
+            for i, bounds in enumerate(model.fold_periods[key], start=1):
+                first, last = bounds["test"]
+                part = bars.loc[pd.Timestamp(first):pd.Timestamp(last)]
+                result = run_backtest(part, positions.loc[part.index],
+                                      commission=costs.commission, slippage=costs.slippage)
+                folds[key].append({"fold": i, "start": first, "end": last,
+                                   **{k: result.stats[k] for k in FOLD_STATS}})
     if not isinstance(trials, Trials):
         sharpe = summarize({k: r.stats for k, (_, r) in results.items()})["Sharpe Ratio"]
         trials = (trials or TrialHistory()).with_this(sharpe)
@@ -131,5 +159,5 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
         stats[key] = {**result.stats, **significance}
     return BacktestReport(
         period, stats, summarize(stats), {k: r.equity for k, (_, r) in results.items()},
-        {k: tuple(model.periods[k][period]) for k in results}, trials,
+        {k: tuple(model.periods[k][period]) for k in results}, trials, folds,
     )

@@ -15,7 +15,7 @@ gives the same bytes.
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -26,8 +26,10 @@ _DPI = 80  # 640x320 pixels: readable in the Dagster UI and far below the 80 KB 
 _MAX_POINTS = 2000  # per line; more points than pixels only bloat the PNG
 
 
-def equity_curve_png(equities: Mapping[str, pd.Series], title: str = "") -> bytes:
-    """One line per dataset, each rebased to 100 at its first bar, as PNG bytes.
+def equity_curve_png(equities: Mapping[str, pd.Series], title: str = "",
+                     boundaries: Sequence[pd.Timestamp] = ()) -> bytes:
+    """One line per dataset, each rebased to 100 at its first bar, as PNG bytes; a dotted
+    vertical line at each of ``boundaries`` (where a walk-forward fold's test slice starts).
 
     Long series are thinned to at most ~2000 evenly spaced points (always keeping the last), which
     is more than the image has pixels across. An empty mapping gives a placeholder image.
@@ -52,6 +54,8 @@ def equity_curve_png(equities: Mapping[str, pd.Series], title: str = "") -> byte
         drawn += 1
     if drawn:
         ax.axhline(100.0, color="grey", linewidth=0.6, linestyle="--")
+        for boundary in boundaries:
+            ax.axvline(boundary, color="grey", linewidth=0.6, linestyle=":")
         ax.legend(loc="best", fontsize="small", frameon=False)
     else:
         ax.text(0.5, 0.5, "no equity data", ha="center", va="center", transform=ax.transAxes)

@@ -254,6 +254,14 @@ class BacktestSpec(_Strict):
     slippage: float = Field(default=0.0005, ge=0.0, le=0.1)
 
 
+class Decisions(_Strict):
+    """How the model's class probabilities become positions: the most probable class's
+    position (up +1, down -1, flat 0), and no position where that class's probability is below
+    ``confidence_threshold`` (0, the default, always takes the most probable class)."""
+
+    confidence_threshold: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
 class StrategySpec(_Strict):
     name: str
     description: str = Field(default="", max_length=2000)
@@ -265,6 +273,8 @@ class StrategySpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
+    # None (left out) is the default decisions; a spec without it keeps its fingerprint.
+    decisions: Decisions | None = None
 
     @field_validator("name")
     @classmethod

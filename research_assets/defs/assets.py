@@ -9,9 +9,11 @@ whose upstream has not been materialized for its research refuses with a reason 
 (``ResearchIOManager``), as it refuses when an upstream gate did not pass.
 """
 
+import math
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from research_assets.core import pipeline
 from research_assets.core.assessor import assess
@@ -172,7 +174,9 @@ def trained_model(
     datasets: MarketDataResource, training: TrainingResource, gates: QualityGatesResource,
     pools: PoolsResource, cancel_watch: CancelWatchResource,
 ):
-    """The spec's MLP, trained on the train period and scored on the backtest period."""
+    """The spec's MLP, trained walk-forward: one network per fold, scored on the fold's test
+    slice (together, the out-of-sample backtest period), and a final network trained on all the
+    history before the lockbox."""
     try:
         model = pipeline.train(
             strategy_spec, datasets.directory(), threads=training.threads,
@@ -191,7 +195,10 @@ def trained_model(
         **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
         "device": model.device,
         "history": dg.MetadataValue.table(history) if history else dg.MetadataValue.text("-"),
+        "folds": _table(model.fold_metrics),
         "periods": dg.MetadataValue.json(model.periods),
+        "fold_periods": dg.MetadataValue.json({"walk_forward": model.fold_periods,
+                                               "final": model.final_periods}),
         **_gate_metadata(gate),
     })
     yield from _check_result(context, gate)
@@ -206,7 +213,8 @@ def backtest_report(
     datasets: MarketDataResource, gates: QualityGatesResource, pools: PoolsResource,
     cancel_watch: CancelWatchResource,
 ):
-    """The model's signals backtested on the backtest period of every symbol and timeframe."""
+    """The model's signals backtested on the out-of-sample period of every symbol and timeframe:
+    each walk-forward fold's network on its own test slice."""
     _require_gate(context, "trained_model", "training_gate")
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "backtest",
@@ -273,6 +281,20 @@ def lockbox_report(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
+    """A table of ``rows`` (the same keys in each), floats rounded, NaN as an empty cell."""
+    if not rows:
+        return dg.MetadataValue.text("-")
+
+    def cell(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, 6) if math.isfinite(v) else None
+        return v
+
+    return dg.MetadataValue.table([dg.TableRecord({k: cell(v) for k, v in row.items()})
+                                   for row in rows])
 
 
 def _gate_metadata(gate: GateResult) -> dict[str, Any]:
@@ -375,9 +397,17 @@ def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
     for key in ("Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]", "# Trades"):
         if summary.get(key) is not None:
             metadata[key] = float(summary[key])
+    if report.folds:
+        metadata["folds"] = _table([{"dataset": key, **row} for key, rows in report.folds.items()
+                                    for row in rows])
     if report.equity:
+        # a fold's first bar, where its network takes over (the first fold's is the start)
+        starts = sorted({pd.Timestamp(row["start"]) for rows in report.folds.values()
+                         for row in rows[1:]})
+        title = f"{report.period} period" + (
+            f", {len(next(iter(report.folds.values())))} walk-forward folds" if starts else "")
         metadata["equity_curve"] = dg.MetadataValue.md(png_markdown(
-            equity_curve_png(report.equity, title=f"{report.period} period"),
+            equity_curve_png(report.equity, title=title, boundaries=starts),
             alt=f"{report.period} equity curve",
         ))
     return metadata

@@ -1,5 +1,6 @@
 """Training: determinism, early stopping, the lockbox left unread, prediction and pickling."""
 
+import copy
 import math
 import pickle
 
@@ -21,6 +22,7 @@ from research_assets.core.training import (
     predict_positions,
     test_period_slice,
     train_model,
+    walk_forward_positions,
 )
 
 
@@ -68,11 +70,43 @@ def test_metrics_are_sane(model):
     assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1 and 0 <= m.f1 <= 1
     assert sum(m.class_balance.values()) == pytest.approx(1.0)
     assert list(m.class_balance) == ["up", "flat", "down"]
-    assert m.epochs_run == len(model.history) and 1 <= m.best_epoch <= m.epochs_run
+    final_history = [h for h in model.history if h["model"] == "final"]
+    assert m.epochs_run == len(final_history) and 1 <= m.best_epoch <= m.epochs_run
+    assert [h["model"] for h in model.history if h["epoch"] == 1] == [
+        "fold 1", "fold 2", "fold 3", "fold 4", "final"]
     flat = m.as_dict()
     assert all(isinstance(v, int | float) for v in flat.values())
     assert flat["class_balance_up"] == m.class_balance["up"]
-    assert {"test_accuracy", "test_loss", "loss_decrease"} <= set(flat)
+    assert {"test_accuracy", "test_loss", "loss_decrease", "accuracy_lift",
+            "loss_ratio"} <= set(flat)
+    assert m.folds == 4 and len(model.folds) == 4 and len(model.fold_metrics) == 4
+
+
+def test_figures_against_the_labels_own_baseline(model):
+    """The baseline is always predicting each fold's training majority class, and the loss of
+    knowing only the training label frequencies; the pooled figures weight folds by test rows."""
+    spec = model.spec
+    X, y = build_features(spec, BARS)
+    p = split_periods(len(BARS), spec.label_horizon, SplitConfig())
+    ok = (X.notna().all(axis=1) & y.notna()).to_numpy()
+    labels = y.to_numpy()
+    hits, rows, entropy = 0, 0, 0.0
+    for f, row in zip(p.folds, model.fold_metrics, strict=True):
+        train = labels[f.train][ok[f.train]].astype(int)
+        test = labels[f.test][ok[f.test]].astype(int)
+        majority = np.bincount(train).argmax()
+        shares = np.bincount(train) / len(train)
+        h = -sum(q * math.log(q) for q in shares if q > 0)
+        assert row["baseline_accuracy"] == pytest.approx(np.mean(test == majority))
+        assert row["label_entropy"] == pytest.approx(h)
+        hits += np.sum(test == majority)
+        rows += len(test)
+        entropy += h * len(test)
+    m = model.metrics
+    assert m.baseline_accuracy == pytest.approx(hits / rows)
+    assert m.accuracy_lift == pytest.approx(m.test_accuracy - hits / rows)
+    assert m.label_entropy == pytest.approx(entropy / rows)
+    assert m.loss_ratio == pytest.approx(m.test_loss / m.label_entropy)
 
 
 def test_sample_counts_follow_the_periods(model):
@@ -80,10 +114,16 @@ def test_sample_counts_follow_the_periods(model):
     X, y = build_features(spec, BARS)
     p = split_periods(len(BARS), spec.label_horizon, SplitConfig())
     ok = X.notna().all(axis=1) & y.notna()
-    assert model.metrics.train_samples == int(ok.iloc[p.train].sum())
-    assert model.metrics.val_samples == int(ok.iloc[p.validation].sum())
+    # the final model's train and validation rows; every fold's test rows
+    assert model.metrics.train_samples == int(ok.iloc[p.final.train].sum())
+    assert model.metrics.val_samples == int(ok.iloc[p.final.validation].sum())
     assert model.metrics.test_samples == int(ok.iloc[p.backtest].sum())
+    for f, row in zip(p.folds, model.fold_metrics, strict=True):
+        assert row["train_samples"] == int(ok.iloc[f.train].sum())
+        assert row["test_samples"] == int(ok.iloc[f.test].sum())
     assert model.periods == {"EURUSD/1h": p.bounds(BARS.index)}
+    assert model.fold_periods == {"EURUSD/1h": [f.bounds(BARS.index) for f in p.folds]}
+    assert model.final_periods == {"EURUSD/1h": p.final.bounds(BARS.index)}
     assert test_period_slice(spec, len(BARS)) == p.backtest
 
 
@@ -93,7 +133,7 @@ def test_model_fields(model):
     assert (model.feature_std > 0).all()
     assert model.device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert all(t.device.type == "cpu" for t in model.state_dict.values())
-    assert list(model.history[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy"]
+    assert list(model.history[0]) == ["model", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
 
 def test_same_seed_same_result_and_settings_restored(model):
@@ -126,19 +166,24 @@ def test_lockbox_bars_are_never_read(model):
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
     spec = make_spec(epochs=60, learning_rate=0.05, early_stopping={"enabled": True, "patience": 2})
-    m = train_model(spec, DATA)
+    m = train_model(spec, DATA, SplitConfig(folds=1))
     assert m.metrics.epochs_run < 60
     assert m.metrics.epochs_run == m.metrics.best_epoch + 2
-    best = min(h["val_loss"] for h in m.history)
-    assert m.history[m.metrics.best_epoch - 1]["val_loss"] == best
-    assert m.metrics.val_loss == pytest.approx(best, rel=1e-6)
+    (row,) = m.fold_metrics
+    assert row["epochs_run"] == row["best_epoch"] + 2
+    fold = [h for h in m.history if h["model"] == "fold 1"]
+    best = min(h["val_loss"] for h in fold)
+    assert fold[row["best_epoch"] - 1]["val_loss"] == best
+    assert m.metrics.val_loss == pytest.approx(best, rel=1e-6)  # one fold: its validation
 
 
 def test_without_early_stopping_all_epochs_run():
     spec = make_spec(epochs=6, learning_rate=0.05, early_stopping={"enabled": False})
-    m = train_model(spec, DATA)
+    m = train_model(spec, DATA, SplitConfig(folds=1))
     assert m.metrics.epochs_run == m.metrics.best_epoch == 6
-    assert m.metrics.val_loss == pytest.approx(m.history[-1]["val_loss"], rel=1e-6)
+    fold = [h for h in m.history if h["model"] == "fold 1"]
+    assert len(fold) == 6
+    assert m.metrics.val_loss == pytest.approx(fold[-1]["val_loss"], rel=1e-6)
 
 
 def test_datasets_are_pooled(model):
@@ -148,6 +193,37 @@ def test_datasets_are_pooled(model):
     for key in ("train_samples", "val_samples", "test_samples"):
         total = getattr(model.metrics, key) + getattr(single.metrics, key)
         assert getattr(both.metrics, key) == total
+
+
+def test_each_fold_trades_its_own_test_slice_only(model):
+    """Out of sample, a fold's network trades only its slice: changing one fold's weights
+    changes positions there and nowhere else; outside the slices there is no position."""
+    pos = walk_forward_positions(model, "EURUSD/1h", BARS)
+    p = split_periods(len(BARS), model.spec.label_horizon, SplitConfig())
+    assert (pos.iloc[:p.backtest.start] == 0).all() and (pos.iloc[p.backtest.stop:] == 0).all()
+    altered = copy.deepcopy(model)
+    net = altered.folds[1]
+    net.state_dict = {k: torch.zeros_like(v) for k, v in net.state_dict.items()}
+    last = [k for k in net.state_dict if k.endswith("bias")][-1]
+    net.state_dict[last][2] = 1.0  # always UP
+    changed = walk_forward_positions(altered, "EURUSD/1h", BARS)
+    second = p.folds[1].test
+    assert (changed.iloc[second] == 1).all()
+    pd.testing.assert_series_equal(changed.drop(BARS.index[second]), pos.drop(BARS.index[second]))
+    with pytest.raises(TrainingError, match="not trained on GBPUSD/1h"):
+        walk_forward_positions(model, "GBPUSD/1h", BARS)
+
+
+def test_a_confidence_threshold_stands_aside_when_unsure(model):
+    data = model.spec.to_dict()
+    data["decisions"] = {"confidence_threshold": 0.99}
+    cautious = copy.deepcopy(model)
+    cautious.spec = StrategySpec.from_dict(data)
+    flat = (predict_positions(cautious, BARS) == 0).mean()
+    assert flat > (predict_positions(model, BARS) == 0).mean()
+    assert model.spec.fingerprint() != cautious.spec.fingerprint()
+    data.pop("decisions")
+    assert StrategySpec.from_dict(data).fingerprint() == model.spec.fingerprint()
 
 
 def test_predict_positions(model):
@@ -182,7 +258,7 @@ def test_too_few_rows_is_a_training_error():
 
 def test_a_single_class_is_a_training_error():
     spec = make_spec(labels={"source": "zigzag", "threshold": 0.5, "lookahead": 5})
-    with pytest.raises(TrainingError, match="every training label is 'flat'"):
+    with pytest.raises(TrainingError, match="label of the walk-forward fold 1 is 'flat'"):
         train_model(spec, DATA)
 
 
