@@ -9,7 +9,8 @@ How the offline designer works:
 - **Seeded.** All choices come from ``random.Random(request.seed)``: the same seed and the same
   memory give the same spec.
 - **Exploit or explore.** When memory holds completed researches, with probability
-  ``EXPLOIT_PROBABILITY`` one of ``memory.best(3)`` (weights 3:2:1) is mutated: an indicator
+  ``EXPLOIT_PROBABILITY`` (less when recent rejections found no real edge) one of
+  ``memory.best(3)`` (by excess Sharpe over buy & hold; weights 3:2:1) is mutated: an indicator
   period, a fuzzy set shifted or given one more membership, the network, the labels, a symbol of
   the same timeframe added or removed, an indicator added or removed, the epochs. Otherwise a
   fresh design is explored.
@@ -19,9 +20,14 @@ How the offline designer works:
   mutations the designer explores; if that fails too, it changes the training seed, which always
   gives a new fingerprint.
 - **Learning from rejections.** Reasons among the recent rejections steer the design (see
-  ``_Steer``): training-gate failures ask for easier labels, ``win_rate_too_low`` for fewer,
+  ``design_steering.py``): ``too_few_trades`` asks for shorter horizons and smaller label
+  thresholds, ``no_edge_over_benchmark`` for labels with a dead zone (stand aside rather than
+  ride the market), ``no_edge_over_random``, ``not_significant``, ``no_accuracy_lift`` and
+  ``loss_above_baseline`` for other inputs rather than tuning (explore more, add and remove
+  indicators, prefer the types those researches used least), ``win_rate_too_low`` for fewer,
   steadier signals (longer horizons), ``drawdown_too_high`` for a volatility input (ATR or
-  Bollinger width) and ``sharpe_too_low`` for a trend-strength filter (ADX).
+  Bollinger width), ``sharpe_too_low`` for a trend-strength filter (ADX), and the seeds'
+  absolute training checks for easier labels.
 - **Labels that can pass the training gate.** Its default ``max_loss`` of 0.8 lies below ln 3
   (1.10, the loss of a guess on three even classes), so balanced up/flat/down labels rarely pass;
   two-class labels (forward returns with no dead zone, loss about ln 2 = 0.69) usually do, and a
@@ -33,7 +39,7 @@ How the offline designer works:
   scaled by a typical per-bar volatility ``sigma`` (``_SIGMA_1D`` by asset class, times
   ``sqrt(bar minutes / 1440)``): a 0.5% move is large for hourly EUR/USD and noise for daily
   BTC. Zigzag thresholds are ``m * sigma * sqrt(lookahead)`` and forward-return dead zones
-  ``d * sigma * sqrt(horizon)``, with lookaheads and horizons from ``_HORIZONS`` per timeframe.
+  ``d * sigma * sqrt(horizon)``, with lookaheads and horizons from ``HORIZONS`` per timeframe.
 - **Brief keywords.** A brief can name symbols (``BTCUSD``, ``bitcoin``...), timeframes
   (``1h``, ``daily``...), indicators (``rsi``, ``bollinger``...) and a style (``trend``,
   ``mean reversion``, ``volatility``). Named symbols, timeframes and indicators are used when
@@ -48,6 +54,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from research_assets.core.design_steering import Steer, describe_labels
+from research_assets.core.design_steering import labels as _labels
+from research_assets.core.design_steering import round_sig as _round
 from research_assets.core.errors import DataError, SpecError
 from research_assets.core.indicator_catalog import CATALOG
 from research_assets.core.memory import (
@@ -61,29 +70,12 @@ from research_assets.core.spec import StrategySpec, check_safe_name
 if TYPE_CHECKING:
     from research_assets.core.data import DatasetInfo
 
-EXPLOIT_PROBABILITY = 0.6
 MAX_ATTEMPTS = 12
 MAX_SYMBOLS = 4
-RECENT_REJECTIONS = 20  # steering looks at this many of the newest rejections
 
 # Typical daily standard deviation of returns by asset class; other bars scale by sqrt(time).
 _SIGMA_1D = {"fx": 0.005, "crypto": 0.045, "stock": 0.02, "index": 0.013}
 _MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080}
-# Label lookaheads / horizons in bars per timeframe: about half a day to two days intraday,
-# one to four weeks on daily bars.
-_HORIZONS = {
-    "1m": (15, 30, 60),
-    "5m": (12, 24, 48),
-    "15m": (8, 16, 32),
-    "30m": (8, 16, 32),
-    "1h": (8, 12, 24, 48),
-    "4h": (6, 12, 24),
-    "1d": (3, 5, 10, 20),
-    "1w": (2, 4, 8),
-}
-# Multipliers of sigma * sqrt(horizon): zigzag thresholds and forward-return dead zones.
-_ZIGZAG_M = (0.6, 0.8, 1.0)
-_DEADZONE_D = (0.0, 0.0, 0.25)
 # Round-trip costs are a property of the market, not a design choice: one table per asset class.
 _COSTS = {
     "fx": (0.0001, 0.00005),
@@ -254,13 +246,6 @@ def market_costs(symbols: Sequence[str]) -> dict[str, float]:
 _costs = market_costs  # the private name llm/designer.py imported first
 
 
-def _round(x: float, digits: int = 3) -> float:
-    """Round to significant digits, so specs read cleanly and fingerprints stay stable."""
-    if x == 0 or not math.isfinite(x):
-        return 0.0
-    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
 def _is_volatility(kind: str, output: str) -> bool:
     return kind == "atr" or (kind == "bbands" and output == "width")
 
@@ -307,71 +292,11 @@ class _Brief:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class _Steer:
-    """Lessons from recent rejections.
-
-    A group of reasons is active when it has at least a fifth of the recent rejections (and at
-    least one), so one old failure does not dominate a long history.
-    """
-
-    # accuracy_below_threshold, insufficient_loss_decrease, loss_too_high
-    easier_labels: bool = False
-    selective: bool = False  # win_rate_too_low
-    volatility: bool = False  # drawdown_too_high
-    trend_filter: bool = False  # sharpe_too_low
-    counts: tuple[tuple[str, int], ...] = ()
-
-    @classmethod
-    def from_memory(cls, memory: ResearchMemory) -> "_Steer":
-        recent = [r for r in memory.rejected() if r.rejection_reason][:RECENT_REJECTIONS]
-        counts: dict[str, int] = {}
-        for r in recent:
-            reason = r.rejection_reason or ""
-            counts[reason] = counts.get(reason, 0) + 1
-        floor = max(1.0, 0.2 * len(recent))
-
-        def active(*reasons: str) -> bool:
-            return sum(counts.get(x, 0) for x in reasons) >= floor
-
-        return cls(
-            easier_labels=active(
-                "accuracy_below_threshold", "insufficient_loss_decrease", "loss_too_high"
-            ),
-            selective=active("win_rate_too_low"),
-            volatility=active("drawdown_too_high"),
-            trend_filter=active("sharpe_too_low"),
-            counts=tuple(sorted(counts.items())),
-        )
-
-    @property
-    def label_mode(self) -> str:
-        if self.selective:
-            return "selective"
-        return "easier" if self.easier_labels else "normal"
-
-    def describe(self) -> str:
-        if not self.counts:
-            return ""
-        seen = ", ".join(f"{n} {reason}" for reason, n in self.counts)
-        actions = []
-        if self.easier_labels:
-            actions.append("easier-to-learn two-class labels")
-        if self.selective:
-            actions.append("fewer, steadier signals over longer horizons")
-        if self.volatility:
-            actions.append("a volatility input")
-        if self.trend_filter:
-            actions.append("an ADX trend-strength filter")
-        what = ", ".join(actions) if actions else "no change (no reason dominates)"
-        return f"Recent rejections ({seen}) steer towards {what}."
-
-
 @dataclass
 class _Context:
     rng: random.Random
     by_timeframe: dict[str, list[str]]  # available symbols per timeframe
-    steer: _Steer
+    steer: Steer
     brief: _Brief
 
 
@@ -473,35 +398,6 @@ def _add_indicator(
     return ind_id
 
 
-def _labels(
-    rng: random.Random, timeframe: str, sigma: float, mode: str, source: str | None = None
-) -> dict[str, Any]:
-    """Labels from the per-timeframe table, scaled by volatility (see the module docstring).
-
-    ``mode`` is ``normal``, ``easier`` (two-class forward returns) or ``selective`` (the same
-    over the longer horizons); steered modes override ``source``.
-    """
-    horizons = _HORIZONS.get(timeframe, _HORIZONS["1d"])
-    if mode != "normal":
-        h = rng.choice(horizons[len(horizons) // 2 :] if mode == "selective" else horizons)
-        return {"source": "forward_return", "horizon": h, "threshold": 0.0}
-    source = source or rng.choice(("forward_return", "forward_return", "zigzag"))
-    h = rng.choice(horizons)
-    if source == "zigzag":
-        m = rng.choice(_ZIGZAG_M)
-        return {
-            "source": "zigzag",
-            "threshold": min(0.5, _round(m * sigma * math.sqrt(h), 2)),
-            "lookahead": h,
-        }
-    dz = rng.choice(_DEADZONE_D)
-    return {
-        "source": "forward_return",
-        "horizon": h,
-        "threshold": min(0.5, _round(dz * sigma * math.sqrt(h), 2)),
-    }
-
-
 def _spec_sigma(d: dict[str, Any]) -> float:
     return bar_sigma(d["training_data"]["symbols"], d["training_data"]["timeframes"][0])
 
@@ -533,14 +429,14 @@ def _explore(ctx: _Context) -> tuple[dict[str, Any], str]:
     kinds: list[str] = [k for k in brief.indicators if k in CATALOG][:3]
     pool = list(_STYLES[style])
     if not any(k in pool for k in kinds):
-        kinds.append(rng.choice(pool))
+        kinds.append(steer.pick_kind(rng, pool))
     n_total = max(len(kinds), rng.choice((2, 2, 3, 3, 4)))
     others = [k for k in sorted(CATALOG) if k not in kinds]
     while len(kinds) < n_total:
         # mostly from the style's pool, sometimes anything in the catalog
         choices = [k for k in pool if k not in kinds] if rng.random() < 0.6 else others
         choices = [k for k in choices if k not in kinds] or [k for k in others if k not in kinds]
-        kinds.append(rng.choice(choices))
+        kinds.append(steer.pick_kind(rng, choices))
 
     d: dict[str, Any] = {
         "name": "draft",
@@ -581,19 +477,12 @@ def _explore(ctx: _Context) -> tuple[dict[str, Any], str]:
     labels = d["training"]["labels"]
     note = (
         f"Explores a fresh {style.replace('_', ' ')} design on {', '.join(symbols)} {tf} with "
-        f"{types}; {_describe_labels(labels)}, sized for a per-bar volatility of about "
+        f"{types}; {describe_labels(labels)}, sized for a per-bar volatility of about "
         f"{sigma:.2%}."
     )
     if added:
         note += " It adds " + " and ".join(added) + "."
     return d, note
-
-
-def _describe_labels(labels: dict[str, Any]) -> str:
-    if labels["source"] == "zigzag":
-        return f"zigzag labels of {labels['threshold']:.2%} within {labels['lookahead']} bars"
-    zone = f"a {labels['threshold']:.2%} dead zone" if labels["threshold"] else "no dead zone"
-    return f"forward-return labels over {labels['horizon']} bars with {zone}"
 
 
 def _has_volatility(d: dict[str, Any]) -> bool:
@@ -744,7 +633,7 @@ def _mutate_labels(d: dict[str, Any], ctx: _Context) -> str | None:
     if new == old:
         return None
     d["training"]["labels"] = new
-    return f"labels {_describe_labels(old)} -> {_describe_labels(new)}"
+    return f"labels {describe_labels(old)} -> {describe_labels(new)}"
 
 
 def _mutate_symbols(d: dict[str, Any], ctx: _Context) -> str | None:
@@ -825,10 +714,16 @@ _MUTATIONS: tuple[tuple[_Mutation, float], ...] = (
 def _mutation_weights(ctx: _Context) -> list[float]:
     weights = []
     for fn, w in _MUTATIONS:
-        if fn is _mutate_labels and (ctx.steer.easier_labels or ctx.steer.selective):
+        if fn is _mutate_labels and ctx.steer.labels_steered:
             w *= 3  # the labels are what the rejections point at
         if fn is _mutate_add_indicator and (ctx.steer.volatility or ctx.steer.trend_filter):
             w *= 3
+        if ctx.steer.no_edge:  # other inputs rather than tuning these
+            if fn in (_mutate_add_indicator, _mutate_remove_indicator):
+                w *= 3
+            elif fn in (_mutate_period, _mutate_shift_fuzzy, _mutate_add_membership,
+                        _mutate_network, _mutate_epochs):
+                w *= 0.5
         weights.append(w)
     return weights
 
@@ -852,9 +747,16 @@ def _mutate(record: ResearchRecord, ctx: _Context) -> tuple[dict[str, Any], list
         return None
     d["hypothesis"] = (
         f"A variation of {record.spec.name} ({'; '.join(changes)}) does better than its "
-        f"Sharpe {record.sharpe:.2f}."
+        f"{_skill(record)}."
     )[:2000]
     return d, changes
+
+
+def _skill(record: ResearchRecord) -> str:
+    """``Sharpe 1.20 (excess +0.40 over buy & hold)``: what the record is ranked by."""
+    excess = record.excess_sharpe
+    over = f" (excess {excess:+.2f} over buy & hold)" if excess is not None else ""
+    return f"Sharpe {record.sharpe:.2f}{over}"
 
 
 def _restrict_to_available(d: dict[str, Any], ctx: _Context) -> bool:
@@ -905,7 +807,7 @@ class OfflineDesigner:
             )
         rng = random.Random(request.seed)
         ctx = _Context(
-            rng, by_timeframe, _Steer.from_memory(memory), _Brief.parse(request.brief, datasets)
+            rng, by_timeframe, Steer.from_memory(memory), _Brief.parse(request.brief, datasets)
         )
         seen = memory.fingerprints((*FINAL_STATUSES, *ACTIVE_STATUSES))
         completed = {_combo(r.spec) for r in memory.completed() if r.spec is not None}
@@ -916,7 +818,8 @@ class OfflineDesigner:
 
         notes: list[str] = []
         candidates = self._exploitable(memory, ctx.brief)
-        if candidates and rng.random() < EXPLOIT_PROBABILITY:
+        exploit = ctx.steer.exploit_probability
+        if candidates and rng.random() < exploit:
             record = rng.choices(candidates, weights=[3, 2, 1][: len(candidates)])[0]
             rank = candidates.index(record) + 1
             for _ in range(MAX_ATTEMPTS):
@@ -928,7 +831,7 @@ class OfflineDesigner:
                     assert record.spec is not None
                     notes.append(
                         f"Exploits {record.spec.name} (research {record.research_id}, "
-                        f"backtest-period Sharpe {record.sharpe:.2f}, number {rank} of the "
+                        f"backtest-period {_skill(record)}, number {rank} of the "
                         f"{len(candidates)} best completed researches), changing "
                         f"{'; '.join(result[1])}."
                     )
@@ -939,7 +842,7 @@ class OfflineDesigner:
         elif candidates:
             notes.append(
                 f"Explores instead of exploiting the {len(candidates)} best completed "
-                f"researches (about {1 - EXPLOIT_PROBABILITY:.0%} of designs explore)."
+                f"researches (about {1 - exploit:.0%} of designs explore)."
             )
         else:
             notes.append("No completed research to build on yet, so it explores.")

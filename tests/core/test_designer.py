@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from research_assets.core import design_steering
 from research_assets.core import designer as designer_mod
 from research_assets.core.designer import (
     EPOCHS,
@@ -58,7 +59,8 @@ def rejected(rid: str, spec: StrategySpec, reason: str, t: float = 0.0) -> Resea
     return ResearchRecord(rid, "rejected", t, spec, rejected_by=gate, rejection_reason=reason)
 
 
-TRAINING_REASONS = ("accuracy_below_threshold", "loss_too_high", "insufficient_loss_decrease")
+TRAINING_REASONS = ("accuracy_below_threshold", "loss_too_high", "insufficient_loss_decrease",
+                    "no_accuracy_lift", "loss_above_baseline")
 
 
 def types(spec: StrategySpec) -> set[str]:
@@ -330,7 +332,7 @@ def _two_class(spec: StrategySpec) -> bool:
     return labels.source == "forward_return" and labels.threshold == 0
 
 
-@pytest.mark.parametrize("reason", TRAINING_REASONS)
+@pytest.mark.parametrize("reason", TRAINING_REASONS[:3])
 def test_training_rejections_ask_for_two_class_labels(reason):
     steered = _explored(_rejections(reason))
     baseline = _explored(ResearchMemory())
@@ -343,7 +345,7 @@ def test_win_rate_rejections_ask_for_longer_horizons():
     baseline = _explored(ResearchMemory())
     assert all(map(_two_class, steered))
     for spec in steered:
-        horizons = designer_mod._HORIZONS[spec.training_data.timeframes[0]]
+        horizons = design_steering.HORIZONS[spec.training_data.timeframes[0]]
         assert spec.label_horizon in horizons[len(horizons) // 2 :]
     horizon = sum(s.label_horizon for s in steered) / len(steered)
     assert horizon > sum(s.label_horizon for s in baseline) / len(baseline)
@@ -377,7 +379,7 @@ def test_a_single_old_rejection_does_not_dominate_a_long_history():
         [rejected("old", design(700).spec, "drawdown_too_high", 0.0)]
         + [rejected(f"x{i}", design(800 + i).spec, "loss_too_high", 1.0 + i) for i in range(10)]
     )
-    steer = designer_mod._Steer.from_memory(memory)
+    steer = design_steering.Steer.from_memory(memory)
     assert steer.easier_labels and not steer.volatility
 
 
@@ -468,7 +470,7 @@ def test_period_mutation_renames_sets_and_rescales_price_relative_memberships():
     }
     data["nn_inputs"] = [{"fuzzy_set": "sma_20"}]
     ctx = designer_mod._Context(
-        random.Random(0), {"1h": ["EURUSD"]}, designer_mod._Steer(), designer_mod._Brief()
+        random.Random(0), {"1h": ["EURUSD"]}, design_steering.Steer(), designer_mod._Brief()
     )
     assert designer_mod._mutate_period(data, ctx)
     (new_id,) = data["indicators"]
@@ -479,3 +481,177 @@ def test_period_mutation_renames_sets_and_rescales_price_relative_memberships():
     edge = data["fuzzy_sets"][new_id]["near"]["parameters"][2]
     assert edge == pytest.approx(0.01 * math.sqrt(period / 20), rel=1e-3)
     StrategySpec.from_dict(data)
+
+
+# -- steering by the significance and benchmark gates -------------------------------------------
+
+
+def _horizon_share(specs: list[StrategySpec], half: str) -> float:
+    """The share of specs whose label horizon is in the shorter or longer half of the table."""
+    count = 0
+    for spec in specs:
+        horizons = design_steering.HORIZONS[spec.training_data.timeframes[0]]
+        short = horizons[: (len(horizons) + 1) // 2]
+        count += (spec.label_horizon in short) == (half == "short")
+    return count / len(specs)
+
+
+def _threshold_in_sigmas(spec: StrategySpec) -> float:
+    """The label threshold over sigma * sqrt(horizon): the multiplier the designer drew."""
+    sigma = bar_sigma(spec.training_data.symbols, spec.training_data.timeframes[0])
+    return spec.training.labels.threshold / (sigma * math.sqrt(spec.label_horizon))
+
+
+def test_too_few_trades_asks_for_shorter_horizons_and_smaller_thresholds():
+    steered = _explored(_rejections("too_few_trades"))
+    baseline = _explored(ResearchMemory())
+    assert _horizon_share(steered, "short") == 1.0
+    assert _horizon_share(baseline, "short") < 0.8
+    for spec in steered:
+        labels = spec.training.labels
+        if labels.source == "forward_return":
+            assert labels.threshold == 0  # no dead zone: never flat, so never out of a trade
+        else:  # zigzag thresholds of 0.4-0.6 sigmas, where unsteered ones are 0.6-1.0
+            assert _threshold_in_sigmas(spec) < 0.65
+    steer = design_steering.Steer.from_memory(_rejections("too_few_trades"))
+    assert steer.more_trades and steer.label_mode == "more_trades"
+    assert "more trades (shorter horizons, smaller label thresholds)" in design(
+        0, _rejections("too_few_trades")).rationale
+
+
+def test_no_edge_over_buy_and_hold_asks_for_a_flat_class():
+    steered = _explored(_rejections("no_edge_over_benchmark"))
+    for spec in steered:
+        labels = spec.training.labels
+        if labels.source == "forward_return":  # a dead zone of 0.25-0.5 sigmas
+            assert 0.2 < _threshold_in_sigmas(spec) < 0.6
+        else:  # only moves of 1-1.3 sigmas are up or down: flat is common
+            assert _threshold_in_sigmas(spec) > 0.9
+    baseline = _explored(ResearchMemory())
+    no_zone = [s for s in baseline if _two_class(s)]
+    assert len(no_zone) > len(baseline) * 0.3  # unsteered, two-class labels are common
+    d = design(0, _rejections("no_edge_over_benchmark"))
+    assert "less market exposure" in d.rationale
+
+
+@pytest.mark.parametrize(
+    "reason", ["no_edge_over_random", "not_significant", "no_accuracy_lift", "loss_above_baseline"]
+)
+def test_no_real_edge_asks_for_other_inputs_rather_than_tuning(reason):
+    # the rejected researches all used RSI and SMA
+    stale = [rejected(f"x{i}", EXAMPLE, reason, float(i)) for i in range(4)]
+    memory = ResearchMemory([*stale, completed("best", EXAMPLE, 1.6, 10.0)])
+    steer = design_steering.Steer.from_memory(memory)
+    assert steer.no_edge and dict(steer.stale_types) == {"rsi": 4, "sma": 4}
+    assert steer.label_mode == "normal"  # the labels are not what these reasons point at
+    designs = [design(seed, memory) for seed in range(200)]
+    # explores more: about a quarter exploit, where about 60% do otherwise
+    exploits = sum(d.rationale.startswith("Exploits") for d in designs)
+    assert exploits / 200 < 0.4
+    # fresh designs use the rejected researches' indicator types less often than unsteered ones
+    fresh = [d.spec for d in designs if d.rationale.startswith("Explores")]
+    unsteered = _explored(ResearchMemory(), 200)
+
+    def share(specs: list[StrategySpec]) -> float:
+        return sum(bool(types(s) & {"rsi", "sma"}) for s in specs) / len(specs)
+
+    assert share(fresh) < share(unsteered) - 0.1
+    assert "other inputs rather than tuning" in designs[0].rationale
+    assert "fewer of rsi, sma" in designs[0].rationale
+
+
+def test_no_real_edge_mutates_indicators_rather_than_their_parameters():
+    memory = ResearchMemory([*(rejected(f"x{i}", design(800 + i).spec, "not_significant",
+                                        float(i)) for i in range(4)),
+                             completed("best", EXAMPLE, 1.6, 10.0)])
+    plain = ResearchMemory([completed("best", EXAMPLE, 1.6, 10.0)])
+
+    def indicator_changes(m: ResearchMemory) -> float:
+        exploits = [d for seed in range(300) if (d := design(seed, m)).rationale.startswith(
+            "Exploits")]
+        return sum(types(d.spec) != types(EXAMPLE) for d in exploits) / len(exploits)
+
+    assert indicator_changes(memory) > indicator_changes(plain) + 0.1
+
+
+def test_the_label_group_with_most_rejections_wins():
+    memory = ResearchMemory(
+        [rejected(f"t{i}", design(800 + i).spec, "too_few_trades", float(i)) for i in range(3)]
+        + [rejected(f"b{i}", design(850 + i).spec, "no_edge_over_benchmark", 10.0 + i)
+           for i in range(5)]
+    )
+    steer = design_steering.Steer.from_memory(memory)
+    assert steer.more_trades and steer.stand_aside
+    assert steer.label_mode == "stand_aside"
+    tie = ResearchMemory(
+        [rejected(f"t{i}", design(800 + i).spec, "too_few_trades", float(i)) for i in range(3)]
+        + [rejected(f"w{i}", design(850 + i).spec, "win_rate_too_low", 10.0 + i)
+           for i in range(3)]
+    )
+    assert design_steering.Steer.from_memory(tie).label_mode == "more_trades"
+
+
+def test_steered_designs_are_deterministic_and_valid():
+    memory = ResearchMemory(
+        [rejected(f"x{i}", design(800 + i).spec, reason, float(i)) for i, reason in enumerate(
+            ["too_few_trades", "no_edge_over_benchmark", "not_significant", "no_edge_over_random",
+             "no_accuracy_lift", "loss_above_baseline"] * 2)]
+        + [completed("best", EXAMPLE, 1.6, 20.0)]
+    )
+    for seed in range(60):
+        a, b = design(seed, memory), design(seed, memory)
+        assert a.spec == b.spec and a.rationale == b.rationale
+        check_spec(a.spec)
+
+
+# -- memory: what designers read ----------------------------------------------------------------
+
+
+def test_best_ranks_by_excess_sharpe_over_buy_and_hold():
+    def done(rid: str, sharpe: float, **figures: float) -> ResearchRecord:
+        return ResearchRecord(rid, "completed", 1.0, EXAMPLE,
+                              backtest={"Sharpe Ratio": sharpe, **figures})
+
+    memory = ResearchMemory([
+        done("riding", 1.9, **{"Excess Sharpe": 0.1}),  # high Sharpe, mostly the market's
+        done("timing", 0.9, **{"Excess Sharpe": 0.7}),
+        done("derived", 1.2, **{"Buy & Hold Sharpe Ratio": 0.8}),  # excess 0.4, from the two
+        done("old", 2.5),  # an older report: no benchmark figures, ranked after
+    ])
+    assert [r.research_id for r in memory.best(4)] == ["timing", "derived", "riding", "old"]
+    assert memory.records[2].excess_sharpe == pytest.approx(0.4)
+    assert memory.records[3].excess_sharpe is None
+    nan = done("nan", 1.0, **{"Excess Sharpe": math.nan, "Buy & Hold Sharpe Ratio": math.nan})
+    assert nan.excess_sharpe is None
+
+
+def test_exploiting_quotes_the_excess_sharpe():
+    best = ResearchRecord("best", "completed", 1.0, EXAMPLE,
+                          backtest={"Sharpe Ratio": 1.6, "Excess Sharpe": 0.45})
+    exploits = [d for seed in range(20) if (d := design(seed, ResearchMemory([best])))
+                .rationale.startswith("Exploits")]
+    assert exploits
+    assert all("backtest-period Sharpe 1.60 (excess +0.45 over buy & hold)" in d.rationale
+               for d in exploits)
+
+
+def test_a_record_carries_the_gate_description_and_the_new_figures():
+    figures = {"Sharpe Ratio": 0.81234, "Excess Sharpe": -0.21234, "Excess Return [%]": -12.34567,
+               "Buy & Hold Sharpe Ratio": 1.02468, "Deflated Sharpe Ratio": 0.61234,
+               "p-value": 0.31234, "Beta": 0.94321}
+    record = ResearchRecord(
+        "r1", "rejected", 1.0, EXAMPLE, rejected_by="backtest_gate",
+        rejection_reason="no_edge_over_benchmark",
+        gate_description="excess Sharpe -0.2123 <= 0 (no_edge_over_benchmark); p-value 0.3123 > "
+        "0.05 (no_edge_over_random)",
+        training={"test_accuracy": 0.52, "accuracy_lift": 0.011, "loss_ratio": 0.991},
+        backtest=figures,
+    )
+    d = record.to_prompt_dict()
+    assert d["rejection_reason"] == "no_edge_over_benchmark"
+    assert d["gate_description"].startswith("excess Sharpe -0.2123 <= 0")
+    assert d["backtest"] == {k: round(v, 4) for k, v in figures.items()}
+    assert d["training"]["accuracy_lift"] == 0.011
+    # a completed research has no gate description
+    ok = ResearchRecord("r2", "completed", 1.0, EXAMPLE, backtest=figures)
+    assert "gate_description" not in ok.to_prompt_dict()
