@@ -79,6 +79,11 @@ DEADZONE_D = (0.0, 0.0, 0.25)
 ZIGZAG_M_MORE_TRADES = (0.4, 0.6)  # smaller moves count: more, shorter swings
 ZIGZAG_M_STAND_ASIDE = (1.0, 1.3)  # only clear moves are up or down; the rest is flat
 DEADZONE_D_STAND_ASIDE = (0.25, 0.5)
+# decisions.confidence_threshold: no position unless the most probable class is at least this
+# probable. With two classes (forward returns, no dead zone) the most probable is above 0.5 by
+# construction; with three, above 1/3. Half of unsteered designs take the most probable class.
+CONFIDENCE = {2: (0.55, 0.6, 0.65), 3: (0.45, 0.5, 0.6)}
+CONFIDENCE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,41 @@ def labels(
         "horizon": h,
         "threshold": min(0.5, round_sig(dz * sigma * math.sqrt(h), 2)),
     }
+
+
+def label_classes(labels: dict[str, Any]) -> int:
+    """2 for forward returns without a dead zone (never flat), else 3."""
+    return 2 if labels["source"] == "forward_return" and not labels["threshold"] else 3
+
+
+def decisions(
+    rng: random.Random, labels: dict[str, Any], mode: str, old: float | None = None
+) -> dict[str, float] | None:
+    """A ``decisions`` section (a confidence threshold from ``CONFIDENCE`` for the labels'
+    number of classes), or None for the default (always the most probable class).
+
+    ``more_trades`` never sets one (a bar without a confident class is a bar out of the market);
+    ``stand_aside`` always does, from the upper values; otherwise half the time. ``old`` (a
+    mutation): a value other than it, or None where it was set and the mode allows none.
+    """
+    if mode == "more_trades":
+        return None
+    table = CONFIDENCE[label_classes(labels)]
+    if mode == "stand_aside":
+        table = table[1:]
+    elif old is not None and rng.random() < 0.4:
+        return None  # a mutation back to the most probable class
+    elif old is None and rng.random() >= CONFIDENCE_SHARE:
+        return None
+    choices = [x for x in table if x != old] or list(table)
+    return {"confidence_threshold": rng.choice(choices)}
+
+
+def describe_decisions(section: dict[str, float] | None) -> str:
+    if not section:
+        return "positions from the most probable class"
+    return (f"positions only where the most probable class has a probability of at least "
+            f"{section['confidence_threshold']:g}")
 
 
 def describe_labels(labels: dict[str, Any]) -> str:

@@ -40,6 +40,10 @@ How the offline designer works:
   ``sqrt(bar minutes / 1440)``): a 0.5% move is large for hourly EUR/USD and noise for daily
   BTC. Zigzag thresholds are ``m * sigma * sqrt(lookahead)`` and forward-return dead zones
   ``d * sigma * sqrt(horizon)``, with lookaheads and horizons from ``HORIZONS`` per timeframe.
+- **How sure a position must be.** Half of the fresh designs set ``decisions.confidence_threshold``
+  (no position unless the most probable class is at least that probable: 0.55-0.65 for two-class
+  labels, 0.45-0.6 for three), drawn from a stream of their own so every other choice of a seed
+  is as it was before; a mutation adds, changes or removes it, as steering asks.
 - **Brief keywords.** A brief can name symbols (``BTCUSD``, ``bitcoin``...), timeframes
   (``1h``, ``daily``...), indicators (``rsi``, ``bollinger``...) and a style (``trend``,
   ``mean reversion``, ``volatility``). Named symbols, timeframes and indicators are used when
@@ -54,7 +58,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from research_assets.core.design_steering import Steer, describe_labels
+from research_assets.core.design_steering import (
+    Steer,
+    decisions,
+    describe_decisions,
+    describe_labels,
+)
 from research_assets.core.design_steering import labels as _labels
 from research_assets.core.design_steering import round_sig as _round
 from research_assets.core.errors import DataError, SpecError
@@ -298,6 +307,9 @@ class _Context:
     by_timeframe: dict[str, list[str]]  # available symbols per timeframe
     steer: Steer
     brief: _Brief
+    # Draws added after the others (decisions), from their own stream seeded by the request's
+    # seed, so that they leave every other choice of the same seed as it was.
+    extra_rng: random.Random = field(default_factory=random.Random)
 
 
 def _combo(spec: StrategySpec) -> tuple[Any, ...]:
@@ -470,6 +482,9 @@ def _explore(ctx: _Context) -> tuple[dict[str, Any], str]:
         "early_stopping": {"enabled": True, "patience": 8},
         "seed": 42,
     }
+    section = decisions(ctx.extra_rng, d["training"]["labels"], steer.label_mode)
+    if section:
+        d["decisions"] = section
     d["backtest"] = _costs(symbols)
     types = ", ".join(sorted({v["type"] for v in d["indicators"].values()}))
     d["description"] = f"{style.replace('_', ' ')} design on {', '.join(symbols)} {tf}: {types}."
@@ -478,7 +493,7 @@ def _explore(ctx: _Context) -> tuple[dict[str, Any], str]:
     note = (
         f"Explores a fresh {style.replace('_', ' ')} design on {', '.join(symbols)} {tf} with "
         f"{types}; {describe_labels(labels)}, sized for a per-bar volatility of about "
-        f"{sigma:.2%}."
+        f"{sigma:.2%}; {describe_decisions(section)}."
     )
     if added:
         note += " It adds " + " and ".join(added) + "."
@@ -636,6 +651,18 @@ def _mutate_labels(d: dict[str, Any], ctx: _Context) -> str | None:
     return f"labels {describe_labels(old)} -> {describe_labels(new)}"
 
 
+def _mutate_decisions(d: dict[str, Any], ctx: _Context) -> str | None:
+    old = (d.get("decisions") or {}).get("confidence_threshold") or None
+    section = decisions(ctx.extra_rng, d["training"]["labels"], ctx.steer.label_mode, old)
+    new = section["confidence_threshold"] if section else None
+    if new == old:
+        return None
+    d.pop("decisions", None)
+    if section:
+        d["decisions"] = section
+    return f"confidence threshold {old or 'none'} -> {new or 'none'}"
+
+
 def _mutate_symbols(d: dict[str, Any], ctx: _Context) -> str | None:
     symbols: list[str] = d["training_data"]["symbols"]
     timeframes = d["training_data"]["timeframes"]
@@ -704,6 +731,7 @@ _MUTATIONS: tuple[tuple[_Mutation, float], ...] = (
     (_mutate_add_membership, 1.0),
     (_mutate_network, 2.0),
     (_mutate_labels, 2.0),
+    (_mutate_decisions, 1.0),
     (_mutate_symbols, 1.5),
     (_mutate_add_indicator, 1.0),
     (_mutate_remove_indicator, 1.0),
@@ -714,8 +742,8 @@ _MUTATIONS: tuple[tuple[_Mutation, float], ...] = (
 def _mutation_weights(ctx: _Context) -> list[float]:
     weights = []
     for fn, w in _MUTATIONS:
-        if fn is _mutate_labels and ctx.steer.labels_steered:
-            w *= 3  # the labels are what the rejections point at
+        if fn in (_mutate_labels, _mutate_decisions) and ctx.steer.labels_steered:
+            w *= 3  # the labels, and how sure a position must be, are what they point at
         if fn is _mutate_add_indicator and (ctx.steer.volatility or ctx.steer.trend_filter):
             w *= 3
         if ctx.steer.no_edge:  # other inputs rather than tuning these
@@ -807,7 +835,8 @@ class OfflineDesigner:
             )
         rng = random.Random(request.seed)
         ctx = _Context(
-            rng, by_timeframe, Steer.from_memory(memory), _Brief.parse(request.brief, datasets)
+            rng, by_timeframe, Steer.from_memory(memory), _Brief.parse(request.brief, datasets),
+            random.Random(f"decisions/{request.seed}"),
         )
         seen = memory.fingerprints((*FINAL_STATUSES, *ACTIVE_STATUSES))
         completed = {_combo(r.spec) for r in memory.completed() if r.spec is not None}

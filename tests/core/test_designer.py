@@ -655,3 +655,51 @@ def test_a_record_carries_the_gate_description_and_the_new_figures():
     # a completed research has no gate description
     ok = ResearchRecord("r2", "completed", 1.0, EXAMPLE, backtest=figures)
     assert "gate_description" not in ok.to_prompt_dict()
+
+
+# -- decisions.confidence_threshold ----------------------------------------------------------
+
+
+def _threshold(spec: StrategySpec) -> float | None:
+    return spec.decisions.confidence_threshold if spec.decisions is not None else None
+
+
+def test_explores_confidence_thresholds_suited_to_the_labels():
+    specs = _explored(ResearchMemory(), 120)
+    with_threshold = [s for s in specs if _threshold(s) is not None]
+    assert 0.3 < len(with_threshold) / len(specs) < 0.7  # about half
+    for spec in with_threshold:
+        table = design_steering.CONFIDENCE[2 if _two_class(spec) else 3]
+        assert _threshold(spec) in table  # above 1/2 for two classes, 1/3 for three
+    assert {2, 3} == {2 if _two_class(s) else 3 for s in with_threshold}
+    d = design(0)
+    assert ("positions only where the most probable class" in d.rationale
+            or "positions from the most probable class" in d.rationale)
+
+
+def test_confidence_threshold_follows_the_steering():
+    # more trades: every bar trades its most probable class
+    assert all(_threshold(s) is None for s in _explored(_rejections("too_few_trades"), 60))
+    # less market exposure: always a threshold, from the upper values
+    aside = _explored(_rejections("no_edge_over_benchmark"), 60)
+    for spec in aside:
+        table = design_steering.CONFIDENCE[2 if _two_class(spec) else 3]
+        assert _threshold(spec) in table[1:]
+
+
+def test_mutations_change_the_confidence_threshold():
+    memory = ResearchMemory([completed("best", EXAMPLE, 1.6)])
+    changed = [d for seed in range(300) if "confidence threshold" in (d := design(seed, memory))
+               .rationale]
+    assert changed
+    for d in changed:
+        assert "confidence threshold none -> " in d.rationale
+        assert _threshold(d.spec) in design_steering.CONFIDENCE[3]  # the example's zigzag labels
+    best = ResearchRecord("best", "completed", 1.0, StrategySpec.from_dict(
+        {**EXAMPLE.to_dict(), "decisions": {"confidence_threshold": 0.6}}),
+        backtest={"Sharpe Ratio": 1.6})
+    # too few trades: mutations remove the threshold
+    steered = ResearchMemory([best, *_rejections("too_few_trades").records])
+    removed = [d for seed in range(300) if "confidence threshold 0.6 -> none" in (
+        d := design(seed, steered)).rationale]
+    assert removed and all(d.spec.decisions is None for d in removed)
