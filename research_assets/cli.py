@@ -293,10 +293,10 @@ class _Watcher:
             ):
                 self.final[status.id] = status
                 n = self.ids.index(status.id) + 1
-                outcome = status.status + (f" ({status.reason})" if status.reason else "")
                 took = time.monotonic() - self.started[status.id]
-                _log(f"[{n}/{self.total}] {status.id}: {outcome}, {status.strategy or '-'}, "
-                     f"{took:.1f} s")
+                why = status.reason_detail or status.reason
+                _log(f"[{n}/{self.total}] {status.id}: {status.status} after {took:.1f} s, "
+                     f"{status.strategy or '-'}" + (f": {why}" if why else ""))
 
     def _run_finished(self, run_id: str) -> bool:
         run = self.instance.get_run_by_id(run_id)
@@ -392,7 +392,7 @@ def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
     went."""
     now = time.time() if now is None else now
     header = ["research", "status", "phase", "worker", "age", "strategy", "training",
-              "backtest", "sharpe", "cost $", "reason"]
+              "backtest", "sharpe", "excess%", "dsr", "cost $", "reason"]
     rows = []
     for s in statuses:
         d = s.data
@@ -400,7 +400,9 @@ def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
             d["id"], d["status"], d["phase"], d["worker"] or "-",
             _age(now - d["created_at"]) if d["created_at"] else "-", d["strategy"] or "-",
             d["gates"]["training_gate"] or "-", d["gates"]["backtest_gate"] or "-",
-            _fmt(s.sharpe), f"{d['cost_usd']:.4f}", d["reason"] or "",
+            _fmt(s.sharpe), _fmt(s.excess_return), _fmt(s.deflated_sharpe),
+            f"{d['cost_usd']:.4f}",
+            d.get("reason_detail") or d["reason"] or "",
         ])
     return _table(header, rows)
 
@@ -423,7 +425,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def leaderboard(statuses: Sequence[Any]) -> str:
-    """Researches ranked by backtest-period Sharpe; lockbox figures shown beside, never used."""
+    """Researches ranked by backtest-period Sharpe; lockbox figures shown beside, never used.
+    A research rejected at the backtest gate shows its backtest-period figures too (no lockbox:
+    it is never evaluated for a rejected research); every rejection says why, in numbers."""
 
     def sharpe(s: Any) -> float:
         value = s.backtest_summary.get("Sharpe Ratio")
@@ -444,7 +448,7 @@ def leaderboard(statuses: Sequence[Any]) -> str:
             _fmt(b.get("Win Rate [%]")), _fmt(b.get("# Trades"), 0),
             _fmt(b.get("Deflated Sharpe Ratio")), _fmt(lock.get("Sharpe Ratio")),
             _fmt(lock.get("Return [%]")), _fmt(lock.get("Excess Return [%]")),
-            f"{s.cost_usd:.4f}", s.reason or "",
+            f"{s.cost_usd:.4f}", s.reason_detail or s.reason or "",
         ])
     return _table(header, rows)
 

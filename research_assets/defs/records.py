@@ -30,6 +30,7 @@ from research_assets.defs.partitions import research_partitions
 from research_assets.defs.research_index import ResearchIndex
 from research_assets.defs.tags import (
     DEFAULT_WORKER,
+    GATE_DESCRIPTION,
     GATE_PASSED,
     GATE_REASON,
     TOKEN_KEYS,
@@ -47,6 +48,7 @@ _PHASE_AFTER = {
     "lockbox_report": "done",
 }
 _GATES = {"trained_model": "training_gate", "backtest_report": "backtest_gate"}
+_GATE_KEYS = (GATE_PASSED, GATE_REASON, GATE_DESCRIPTION)
 _RUN_STATUS = {
     dg.DagsterRunStatus.QUEUED: "queued",
     dg.DagsterRunStatus.NOT_STARTED: "queued",
@@ -199,7 +201,10 @@ class ResearchStatus:
     id: str
     status: str  # queued | running | completed | rejected | failed | cancelled
     phase: str
-    reason: str | None = None
+    reason: str | None = None  # a code: win_rate_too_low, llm_unavailable, ...
+    # Why, in numbers where a gate rejected it ("win rate 0.42 < 0.45 (win_rate_too_low)");
+    # the reason itself otherwise, or where the gate recorded no description (older runs).
+    reason_detail: str | None = None
     strategy: str | None = None
     gates: dict[str, str | None] = field(
         default_factory=lambda: {"training_gate": None, "backtest_gate": None}
@@ -228,7 +233,8 @@ class ResearchStatus:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "status": self.status, "phase": self.phase, "reason": self.reason,
-            "strategy": self.strategy, "gates": dict(self.gates), "backtest": self.backtest,
+            "reason_detail": self.reason_detail, "strategy": self.strategy,
+            "gates": dict(self.gates), "backtest": self.backtest,
             "lockbox": self.lockbox, "created_at": self.created_at, "run_id": self.run_id,
             "worker": self.worker, "designer": self.designer, "verdict": self.verdict,
             "tokens": dict(self.tokens), "cost_usd": round(self.cost_usd, 6),
@@ -282,6 +288,8 @@ def _read(
         status.spec_data = index.specs.get(status.id)
         if status.status == "failed" and status.reason is None and status.run_id:
             status.reason = index.failure_reason(status.run_id)
+        if status.reason_detail is None:
+            status.reason_detail = status.reason
     index.save()
     return sorted(out, key=lambda s: (s.created_at, s.id)), index
 
@@ -335,7 +343,7 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
         status.designer = spec_md.get("designer")
     if md["trained_model"]:
         status.training = {k: float(v) for k, v in md["trained_model"].items()
-                           if k not in (GATE_PASSED, GATE_REASON)}
+                           if k not in _GATE_KEYS}
     if md["backtest_report"]:
         status.backtest = md["backtest_report"].get("stats")
         status.backtest_summary = {
@@ -359,6 +367,7 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
             if not passed and not rejected:
                 rejected = True
                 status.reason = md[asset].get(GATE_REASON)
+                status.reason_detail = md[asset].get(GATE_DESCRIPTION) or None
 
     run_state = None
     if run is not None:

@@ -30,6 +30,7 @@ from research_assets.defs.instance_reads import (
     metadata_of,
 )
 from research_assets.defs.tags import (
+    GATE_DESCRIPTION,
     GATE_PASSED,
     GATE_REASON,
     PARTITION_TAG,
@@ -40,7 +41,7 @@ from research_assets.defs.tags import (
 
 _log = logging.getLogger(__name__)
 
-KEY_PREFIX = "research_assets/index/v2/"  # bumped whenever what is kept changes
+KEY_PREFIX = "research_assets/index/v3/"  # bumped whenever what is kept changes
 BUCKETS = 64  # researches are spread over this many key-value rows, by a hash of their id
 _CHUNK = 500  # ids per IN (...) query
 
@@ -50,12 +51,17 @@ MATERIALIZED = ("strategy_spec", "trained_model", "backtest_report", "assessment
 # failed LLM calls (strategy_spec, assessment).
 OBSERVED = ("strategy_spec", "assessment")
 STREAMS = tuple(("m", a) for a in MATERIALIZED) + tuple(("o", a) for a in OBSERVED)
-_TRAINING = ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1")
+_TRAINING = ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1",
+             # against the labels' own baseline (core/training.py; absent from older models)
+             "baseline_accuracy", "accuracy_lift", "label_entropy", "loss_ratio")
+# The gate outcome in numbers is kept where the gate failed (a status shows why; absent from
+# materializations written before there was one).
+_GATE = (GATE_PASSED, GATE_REASON, GATE_DESCRIPTION)
 # The metadata entries a status reads (records._derive), per materialized asset.
 KEPT = {
     "strategy_spec": ("strategy", "designer"),  # its "spec" is kept apart (memory only)
-    "trained_model": (GATE_PASSED, GATE_REASON, *_TRAINING),
-    "backtest_report": ("stats", "summary", GATE_PASSED, GATE_REASON),
+    "trained_model": (*_GATE, *_TRAINING),
+    "backtest_report": ("stats", "summary", *_GATE),
     "assessment": ("verdict", "suggestions"),
     "lockbox_report": ("stats",),
 }
@@ -197,7 +203,8 @@ def _apply_materializations(digest: dict[str, Any], asset: str, stream: str,
                             recs: list[Any]) -> None:
     if recs:
         md = metadata_of(recs[0])
-        digest["md"][asset] = {k: md[k] for k in KEPT[asset] if k in md}
+        digest["md"][asset] = {k: md[k] for k in KEPT[asset] if k in md
+                               and not (k == GATE_DESCRIPTION and md.get(GATE_PASSED))}
     else:
         digest["md"].pop(asset, None)
     _set_paid(digest, stream, ((rec, metadata_of(rec)) for rec in recs))

@@ -37,6 +37,8 @@ from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
 
 _FEW = 500  # up to this many ids, queries name them; beyond, they read every partition
 _FAILURE = dg.DagsterRunStatus.FAILURE.value
+# The summary figures kept beside each document, in RenderedStatus's order.
+TABLE_FIGURES = ("Sharpe Ratio", "Excess Return [%]", "Deflated Sharpe Ratio")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,11 @@ class RenderedStatus:
     id: str
     created_at: float
     document: str  # ResearchStatus.to_json(), encoded
-    sharpe: float | None  # the backtest summary's Sharpe ratio (the table shows it)
+    # Backtest-period (out-of-sample) figures of the summary that the table shows, pooled over
+    # the datasets (the document has them per dataset).
+    sharpe: float | None
+    excess_return: float | None = None  # "Excess Return [%]" over buy & hold
+    deflated_sharpe: float | None = None
 
     @cached_property
     def data(self) -> dict[str, Any]:
@@ -70,8 +76,8 @@ def read_statuses(
     current = _fingerprints(instance, ids, kept)
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
     for status in load_statuses(instance, stale) if stale else ():
-        sharpe = status.backtest_summary.get("Sharpe Ratio")
-        kept[status.id] = [current[status.id], status.created_at, encode(status), sharpe]
+        kept[status.id] = [current[status.id], status.created_at, encode(status),
+                           *(status.backtest_summary.get(k) for k in TABLE_FIGURES)]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
         wanted = set(ids)
@@ -87,7 +93,8 @@ def read_statuses(
 
 
 def _valid(entry: Any) -> bool:
-    return (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
+    return (isinstance(entry, list) and len(entry) == 3 + len(TABLE_FIGURES)
+            and isinstance(entry[0], str)
             and isinstance(entry[1], int | float) and isinstance(entry[2], str))
 
 

@@ -28,6 +28,7 @@ from dagster._core.remote_origin import (
 )
 from dagster._utils.error import SerializableErrorInfo
 
+from research_assets.cli import leaderboard, status_table
 from research_assets.defs import research_index
 from research_assets.defs.records import (
     load_fleet,
@@ -68,6 +69,10 @@ KINDS = {
     "ui_partition": ("queued", "designing", None, (None, None)),
 }
 DATASET = "EURUSD/1h"
+# Kinds whose research materialized a trained model (the others never got that far).
+RESEARCH_ASSETS_OF = {kind: ("trained_model",) for kind in (
+    "completed", "retried_completed", "rejected_training", "rejected_backtest", "failed_error",
+    "incomplete")}
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 PNG = "![equity](data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUg" * 200 + ")"
 USAGE = {"usage/input_tokens": 1200, "usage/output_tokens": 300,
@@ -103,7 +108,18 @@ def spec_json(spec, name):
 
 def backtest_stats(i):
     return {"Sharpe Ratio": 0.1 * i - 1.0, "Return [%]": 1.5, "# Trades": 40.0,
-            "Max. Drawdown [%]": 3.2, "Win Rate [%]": 51.0}
+            "Max. Drawdown [%]": 3.2, "Win Rate [%]": 51.0, "Excess Return [%]": -2.25,
+            "Deflated Sharpe Ratio": 0.4375}
+
+
+def gate_description(i, gate, reason):
+    """What a gate writes as ``gate_description`` (GateResult.description: in numbers), or
+    None for the materializations of every third research, written before there was one."""
+    if i % 3 == 2:
+        return None
+    if gate:
+        return f"passed: figure {i}.5 >= 0.25"
+    return f"figure {i}.125 < 0.75 ({reason}); other 0.0625 > 0.5 (other_check)"
 
 
 def report(period, figures):
@@ -122,6 +138,9 @@ def report(period, figures):
 
 def metadata(asset, i, spec, gate=None, reason=""):
     """Metadata in the shapes the real assets write (see research_assets/defs/assets.py)."""
+    described = gate_description(i, gate, reason)
+    gate_md = {"gate_passed": gate, "gate_reason": reason,
+               **({"gate_description": described} if described is not None else {})}
     if asset == "strategy_spec":
         return {"strategy": f"strat_{i % 7}", "designer": "claude" if i % 2 else "offline",
                 "fingerprint": f"{i:08x}", "seed": i, "spec": spec_json(spec, f"s{i}"),
@@ -130,11 +149,12 @@ def metadata(asset, i, spec, gate=None, reason=""):
     if asset == "trained_model":
         return {"test_accuracy": 0.55, "test_loss": 0.69, "loss_decrease": 0.1,
                 "precision": 0.5, "recall": float("nan"), "f1": 0.5, "epochs_run": 8,
+                "baseline_accuracy": 0.5, "accuracy_lift": 0.05, "label_entropy": 1.0,
+                "loss_ratio": 0.69,
                 "history": dg.MetadataValue.table([dg.TableRecord({"epoch": 1, "loss": 0.7})]),
-                "gate_passed": gate, "gate_reason": reason}
+                **gate_md}
     if asset == "backtest_report":
-        return {**report("backtest", backtest_stats(i)), "gate_passed": gate,
-                "gate_reason": reason}
+        return {**report("backtest", backtest_stats(i)), **gate_md}
     if asset == "assessment":
         return {"verdict": ("promising", "neutral", "poor")[i % 3],
                 "suggestions": dg.MetadataValue.json(["add RSI", "longer horizon"]),
@@ -251,8 +271,10 @@ def statuses_with_specs(instance, ids=None):
 
 def view_agrees(instance, ids=None) -> bool:
     """What `research status` prints (the view) is what the statuses derived now say."""
-    got = [(r.data, r.sharpe) for r in read_statuses(instance, ids)]
-    want = [(json.loads(encode(s)), s.backtest_summary.get("Sharpe Ratio"))
+    got = [(r.data, r.sharpe, r.excess_return, r.deflated_sharpe)
+           for r in read_statuses(instance, ids)]
+    want = [(json.loads(encode(s)), *(s.backtest_summary.get(k) for k in (
+        "Sharpe Ratio", "Excess Return [%]", "Deflated Sharpe Ratio")))
             for s in load_statuses(instance, ids)]
     assert repr(got) == repr(want)
     return True
@@ -275,6 +297,20 @@ def check_kinds(statuses, built):
         reason = reason(i) if callable(reason) else reason
         assert (s.status, s.phase, s.reason) == (status, phase, reason), (s.id, kind)
         assert (s.gates["training_gate"], s.gates["backtest_gate"]) == gates, (s.id, kind)
+        # A rejection says why in numbers, or with its reason where the gate recorded no
+        # description (written before there was one).
+        failed = next((g for g, o in zip(("training_gate", "backtest_gate"), gates,
+                                         strict=True) if o == "failed"), None)
+        why = (gate_description(i, False, reason) or reason) if failed else reason
+        assert s.reason_detail == why, (s.id, kind)
+        assert s.to_json()["reason_detail"] == why
+        if "trained_model" in RESEARCH_ASSETS_OF.get(kind, ()):
+            assert s.training["accuracy_lift"] == 0.05 and "gate_description" not in s.training
+        if kind == "rejected_backtest":
+            # Its out-of-sample figures, as a completed research's; no lockbox was evaluated.
+            assert s.backtest == {DATASET: backtest_stats(i)}
+            assert s.backtest_summary == backtest_stats(i)
+            assert s.lockbox is None
         if kind != "ui_partition":  # neither a request nor a run says its worker yet
             assert s.worker == ("gpu" if i % 2 == 0 else "cpu"), (s.id, kind)
         if kind in ("completed", "retried_completed"):
@@ -302,6 +338,33 @@ def check_kinds(statuses, built):
             assert s.run_id is None and s.created_at > 0
 
 
+def check_tables(instance, statuses, built):
+    """What `research status` and `research run`'s leaderboard print: each rejection's why in
+    numbers (its reason where the gate recorded none); a research rejected at the backtest gate
+    with its out-of-sample figures, as a completed one, and an empty lockbox."""
+    table = {line.split()[0]: line for line in status_table(read_statuses(instance)).splitlines()}
+    header, *rows = leaderboard(statuses).splitlines()
+    assert header.endswith("cost $  reason")
+    board = {line.split()[1]: line.split(None, 15) for line in rows}
+    for s in statuses:
+        kind, i = built[s.id]
+        if s.reason:
+            assert table[s.id].endswith(s.reason_detail), (kind, table[s.id])
+            assert " ".join(board[s.id][15:]) == s.reason_detail, (kind, board[s.id])
+        if s.status == "rejected" and gate_description(i, False, s.reason) is not None:
+            assert s.reason_detail.startswith(f"figure {i}.125 < 0.75 ({s.reason})")
+        figures = board[s.id][4:14]  # sharpe .. lockbox excess%
+        if kind in ("completed", "retried_completed", "rejected_backtest"):
+            b = backtest_stats(i)
+            assert figures[:7] == [f"{b['Sharpe Ratio']:.2f}", "1.50", "-2.25", "3.20", "51.00",
+                                   "40", "0.44"], (kind, figures)
+            assert (figures[7:] == ["-", "-", "-"]) == (kind == "rejected_backtest"), figures
+            assert table[s.id].split()[8:11] == [figures[0], "-2.25", "0.44"], table[s.id]
+        else:
+            assert set(figures) == {"-"}, (kind, figures)
+            assert table[s.id].split()[8:11] == ["-", "-", "-"], table[s.id]
+
+
 def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, small_spec,
                                                                monkeypatch):
     built = build(any_instance, small_spec)
@@ -324,6 +387,7 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     assert snapshot(warm) == snapshot(cold)
     assert repr([r.to_prompt_dict() for r in load_memory(any_instance).records]) == memory
     assert view_agrees(any_instance)
+    check_tables(any_instance, cold, built)
     # A warm view reads no event and no run, but failed runs whose retry is not decided.
     reads.clear()
     retrying = [s.run_id for s in cold if s.run_id and any_instance.get_run_by_id(
