@@ -202,9 +202,9 @@ class ResearchStatus:
     status: str  # queued | running | completed | rejected | failed | cancelled
     phase: str
     reason: str | None = None  # a code: win_rate_too_low, llm_unavailable, ...
-    # Why, in numbers where a gate rejected it ("win rate 0.42 < 0.45 (win_rate_too_low)");
-    # the reason itself otherwise, or where the gate recorded no description (older runs).
-    reason_detail: str | None = None
+    # The rejecting gate's outcome in numbers ("win rate 0.42 < 0.45 (win_rate_too_low)"); None
+    # where no gate rejected it, or the gate recorded none (materializations before #11).
+    gate_description: str | None = None
     strategy: str | None = None
     gates: dict[str, str | None] = field(
         default_factory=lambda: {"training_gate": None, "backtest_gate": None}
@@ -240,13 +240,18 @@ class ResearchStatus:
             "tokens": dict(self.tokens), "cost_usd": round(self.cost_usd, 6),
         }
 
+    @property
+    def reason_detail(self) -> str | None:
+        """Why, in numbers where a gate rejected it; the reason itself otherwise."""
+        return self.gate_description or self.reason
+
     def to_memory_record(self) -> ResearchRecord:
         """What a designer may see: everything but the lockbox."""
         return ResearchRecord(
             research_id=self.id, status=self.status, created_at=self.created_at, spec=self.spec,
             brief=self.brief,
             rejected_by=self._failed_gate(), rejection_reason=self.reason if self._failed_gate()
-            else None,
+            else None, gate_description=self.gate_description,
             training=self.training, backtest=self.backtest_summary, verdict=self.verdict,
             suggestions=self.suggestions,
         )
@@ -288,8 +293,6 @@ def _read(
         status.spec_data = index.specs.get(status.id)
         if status.status == "failed" and status.reason is None and status.run_id:
             status.reason = index.failure_reason(status.run_id)
-        if status.reason_detail is None:
-            status.reason_detail = status.reason
     index.save()
     return sorted(out, key=lambda s: (s.created_at, s.id)), index
 
@@ -367,7 +370,7 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
             if not passed and not rejected:
                 rejected = True
                 status.reason = md[asset].get(GATE_REASON)
-                status.reason_detail = md[asset].get(GATE_DESCRIPTION) or None
+                status.gate_description = md[asset].get(GATE_DESCRIPTION) or None
 
     run_state = None
     if run is not None:

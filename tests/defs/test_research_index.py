@@ -304,6 +304,9 @@ def check_kinds(statuses, built):
         why = (gate_description(i, False, reason) or reason) if failed else reason
         assert s.reason_detail == why, (s.id, kind)
         assert s.to_json()["reason_detail"] == why
+        # Memory (what designers read) has the numbers too, where the gate recorded them.
+        assert s.to_memory_record().gate_description == (
+            gate_description(i, False, reason) if failed else None), (s.id, kind)
         if "trained_model" in RESEARCH_ASSETS_OF.get(kind, ()):
             assert s.training["accuracy_lift"] == 0.05 and "gate_description" not in s.training
         if kind == "rejected_backtest":
