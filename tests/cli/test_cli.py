@@ -48,8 +48,8 @@ def small_spec_file(tmp_path) -> Path:
 def assert_contract(payload: dict) -> None:
     assert set(payload) == {"researches"}
     for r in payload["researches"]:
-        for key in ("id", "status", "phase", "reason", "strategy", "gates", "backtest",
-                    "lockbox"):
+        for key in ("id", "status", "phase", "reason", "reason_detail", "strategy", "gates",
+                    "backtest", "lockbox"):
             assert key in r, key
         assert r["status"] in STATUSES
         assert set(r["gates"]) == {"training_gate", "backtest_gate"}
@@ -173,10 +173,34 @@ def documented_selection() -> str:
     return found[0]
 
 
+# Every check of a gate opened, so that a test provokes exactly the one it closes.
 OPEN_TRAINING = {"GATE_TRAINING_MIN_ACCURACY": "0", "GATE_TRAINING_MAX_LOSS": "100",
-                 "GATE_TRAINING_MIN_LOSS_DECREASE": "-100"}
+                 "GATE_TRAINING_MIN_LOSS_DECREASE": "-100",
+                 "GATE_TRAINING_MIN_ACCURACY_LIFT": "-1", "GATE_TRAINING_MAX_LOSS_RATIO": "100"}
 OPEN_BACKTEST = {"GATE_BACKTEST_MIN_WIN_RATE": "0", "GATE_BACKTEST_MAX_DRAWDOWN": "1",
-                 "GATE_BACKTEST_MIN_SHARPE": "-100"}
+                 "GATE_BACKTEST_MIN_SHARPE": "-100", "GATE_BACKTEST_MIN_TRADES": "0",
+                 "GATE_BACKTEST_MIN_DEFLATED_SHARPE": "0", "GATE_BACKTEST_MAX_P_VALUE": "1",
+                 "GATE_BACKTEST_MIN_EXCESS_SHARPE": "-100"}
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+# Why each provoked rejection says it was rejected: the observed figure against the threshold.
+SHARPE_TOO_LOW = rf"{NUMBER} < 100 \(sharpe_too_low\)"
+ACCURACY_BELOW = rf"{NUMBER} < 0\.99 \(accuracy_below_threshold\)"
+
+
+def table_row(stdout: str, research_id: str) -> str:
+    [row] = [line for line in stdout.splitlines() if research_id in line.split()]
+    return row
+
+
+def table_cells(stdout: str, research_id: str) -> dict[str, str]:
+    """One row of a table the CLI prints, by column name (names are apart by two spaces or
+    more; cells start where their column's name does)."""
+    header = next(line for line in stdout.splitlines() if line.split()[:2] in (
+        ["#", "research"], ["research", "status"]))
+    names = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", header)]
+    row = table_row(stdout, research_id)
+    return {name: row[start:names[i + 1][0] if i + 1 < len(names) else None].strip()
+            for i, (start, name) in enumerate(names)}
 
 
 @pytest.fixture
@@ -191,18 +215,18 @@ def fast_spec_file(tmp_path, small_spec) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("gates", "status", "reason", "gate_outcomes"),
-    [({"GATE_TRAINING_MIN_ACCURACY": "0.99"}, "rejected", "accuracy_below_threshold",
-      {"training_gate": "failed", "backtest_gate": None}),
+    ("gates", "status", "reason", "gate_outcomes", "why"),
+    [({**OPEN_TRAINING, "GATE_TRAINING_MIN_ACCURACY": "0.99"}, "rejected",
+      "accuracy_below_threshold", {"training_gate": "failed", "backtest_gate": None},
+      ACCURACY_BELOW),
      ({**OPEN_TRAINING, **OPEN_BACKTEST, "GATE_BACKTEST_MIN_SHARPE": "100"}, "rejected",
-      "sharpe_too_low",
-      {"training_gate": "passed", "backtest_gate": "failed"}),
+      "sharpe_too_low", {"training_gate": "passed", "backtest_gate": "failed"}, SHARPE_TOO_LOW),
      ({**OPEN_TRAINING, **OPEN_BACKTEST}, "completed", None,
-      {"training_gate": "passed", "backtest_gate": "passed"})],
+      {"training_gate": "passed", "backtest_gate": "passed"}, None)],
     ids=["training_gate", "backtest_gate", "completed"],
 )
 def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, status, reason,
-                                                gate_outcomes):
+                                                gate_outcomes, why):
     """The README's commands, as given there: the research runs to its verdict."""
     research_id = research("trigger", "--spec", str(fast_spec_file), home=home).stdout.strip()
     env = {**os.environ, "DAGSTER_HOME": str(home), **gates}
@@ -218,6 +242,13 @@ def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, sta
     assert (r["status"], r["reason"], r["gates"]) == (status, reason, gate_outcomes), \
         done.stderr[-2000:]
     assert r["strategy"] == "rsi_trend_eurusd"
+    # Why, in numbers: in the JSON beside the reason code, and in `research status`'s table.
+    row = table_row(research("status", home=home).stdout, research_id)
+    if why is None:
+        assert r["reason_detail"] is None and re.search(r" \d+\.\d{4}$", row), row  # cost last
+    else:
+        assert re.search(why, r["reason_detail"]), r["reason_detail"]
+        assert row.endswith(r["reason_detail"]), row
     if status == "completed":
         assert done.returncode == 0, done.stderr[-2000:]
         assert r["phase"] == "done" and r["verdict"]
@@ -227,3 +258,31 @@ def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, sta
         assert done.returncode != 0
         assert r["lockbox"] is None
         assert (r["backtest"] is None) == (reason == "accuracy_below_threshold")
+
+
+@pytest.mark.slow
+def test_run_leaderboard_shows_a_backtest_rejection_with_its_figures_and_why(home,
+                                                                              fast_spec_file):
+    """`research run`, as `make demo` runs it: a research rejected at the backtest gate shows its
+    backtest-period figures in the leaderboard as a completed one would, an empty lockbox (never
+    evaluated for it), and why it was rejected in numbers, in its progress line too."""
+    gates = {**OPEN_TRAINING, **OPEN_BACKTEST, "GATE_BACKTEST_MIN_SHARPE": "100"}
+    result = research("run", "--count", "1", "--spec", str(fast_spec_file), home=home, env=gates)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [r] = last_json(research("status", "--json", home=home).stdout)["researches"]
+    assert (r["status"], r["reason"]) == ("rejected", "sharpe_too_low"), r
+    assert re.search(SHARPE_TOO_LOW, r["reason_detail"]), r["reason_detail"]
+    assert r["backtest"] and r["lockbox"] is None
+
+    cells = table_cells(result.stdout, r["id"])
+    assert cells["status"] == "rejected" and cells["reason"] == r["reason_detail"], cells
+    for column in ("sharpe", "return%", "excess%", "maxdd%", "win%", "trades", "dsr"):
+        assert re.fullmatch(NUMBER, cells[column]), (column, cells)
+    assert [cells[c] for c in ("lockbox sharpe", "lockbox ret%", "lockbox excess%")] == [
+        "-", "-", "-"], cells
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[1/1]")]
+    assert progress[-1].endswith(": " + r["reason_detail"]), progress
+    # `research status` shows the same: the figures it has room for, and why.
+    status = table_cells(research("status", home=home).stdout, r["id"])
+    assert status["reason"] == r["reason_detail"] and status["sharpe"] == cells["sharpe"]
+    assert (status["excess%"], status["dsr"]) == (cells["excess%"], cells["dsr"]), status
