@@ -75,6 +75,12 @@ class QualityGatesResource(dg.ConfigurableResource):
     min_win_rate: float | None = None
     max_drawdown: float | None = None
     min_sharpe: float | None = None
+    min_accuracy_lift: float | None = None
+    max_loss_ratio: float | None = None
+    min_trades: float | None = None
+    min_deflated_sharpe: float | None = None
+    max_p_value: float | None = None
+    min_excess_sharpe: float | None = None
 
     def thresholds(self) -> GateThresholds:
         base = GateThresholds.from_env()
