@@ -31,16 +31,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from research_assets.core.gates import observed
+from research_assets.core.gates import GateThresholds, observed
 from research_assets.core.spec import StrategySpec, ZigzagLabels
 
 PROMISING_MIN_SHARPE = 1.0  # strictly above
 PROMISING_MAX_DRAWDOWN = 20.0  # percent, strictly below
 PROMISING_MIN_TRADES = 50  # strictly more
-# Significance and the benchmark (see the module docstring).
-PROMISING_MIN_DEFLATED_SHARPE = 0.95  # at least
-PROMISING_MAX_P_VALUE = 0.05  # at most
-PROMISING_MIN_EXCESS_SHARPE = 0.0  # strictly above
+# Significance and the benchmark: the backtest gate's defaults, whatever a deployment sets the
+# gate to (see the module docstring).
+_GATE_DEFAULTS = GateThresholds()
+PROMISING_MIN_DEFLATED_SHARPE = _GATE_DEFAULTS.min_deflated_sharpe  # at least (0.95)
+PROMISING_MAX_P_VALUE = _GATE_DEFAULTS.max_p_value  # at most (0.05)
+PROMISING_MIN_EXCESS_SHARPE = _GATE_DEFAULTS.min_excess_sharpe  # strictly above (0)
 PROMISING_MIN_EXCESS_RETURN = 0.0  # percentage points, strictly above
 POOR_MIN_TRADES = 10  # strictly fewer is poor
 POOR_BH_MARGIN = 25.0  # percentage points behind buy & hold, at least

@@ -1,8 +1,10 @@
 """The Claude assessor: the assessment of a research that passed both gates, written by Claude.
 
 Claude gets the spec, the training metrics and the backtest-period statistics (aggregate and per
-dataset; lockbox figures never come here), the verdict rules of ``core.assessor`` and, for
-reference, the rule-based verdict. It answers through one tool, ``save_assessment``, whose input
+dataset, with the buy & hold benchmark and significance figures; lockbox figures never come
+here), how many strategies the Deflated Sharpe Ratio was deflated by, the verdict rules of
+``core.assessor`` (promising requires significance and beating buy & hold) and, for reference,
+the rule-based verdict. It answers through one tool, ``save_assessment``, whose input
 is validated against ``core.assessor.Assessment``; an invalid input is an ``is_error`` tool
 result naming the fields to fix. Claude's verdict is kept even where it differs from the rules'
 (it has been told the rules); the difference is logged.
@@ -45,6 +47,10 @@ def assess_system_prompt() -> str:
         sharpe=rules.PROMISING_MIN_SHARPE,
         drawdown=rules.PROMISING_MAX_DRAWDOWN,
         trades=rules.PROMISING_MIN_TRADES,
+        dsr=rules.PROMISING_MIN_DEFLATED_SHARPE,
+        p_value=rules.PROMISING_MAX_P_VALUE,
+        excess_sharpe=rules.PROMISING_MIN_EXCESS_SHARPE,
+        excess_return=rules.PROMISING_MIN_EXCESS_RETURN,
         summary_chars=rules.MAX_SUMMARY_CHARS,
         items=rules.MAX_ITEMS,
         item_chars=rules.MAX_ITEM_CHARS,
@@ -69,10 +75,13 @@ class ClaudeAssessor:
         training: Mapping[str, float],
         backtest_summary: Mapping[str, float],
         backtest_by_dataset: Mapping[str, Mapping[str, float]],
+        *,
+        trials: int | None = None,
     ) -> tuple[Assessment, dict[str, Any]]:
         """The assessment and the usage dict; raises ``LLMError`` / ``LLMConfigError`` (with
-        ``usage``) on failure."""
-        reference = rules.assess(spec, training, backtest_summary, backtest_by_dataset)
+        ``usage``) on failure. ``trials``: what the Deflated Sharpe Ratio was deflated by."""
+        reference = rules.assess(spec, training, backtest_summary, backtest_by_dataset,
+                                 trials=trials)
         first = prompts.ASSESS_CONTEXT.format(
             spec=as_json(spec.to_dict()),
             training=as_json(_figures(training)),
@@ -81,7 +90,8 @@ class ClaudeAssessor:
                 f"{key}: {as_json(_figures(stats))}"
                 for key, stats in sorted(backtest_by_dataset.items())
             ) or "none",
-            rule_verdict=f"{reference.verdict}: {reference.summary}",
+            trials="not recorded" if trials is None else trials,
+            rule_verdict=reference.summary,  # "<verdict>: <why>. <figures>"
         )
         usage = UsageTotals(model=self.settings.model)
         tool = Tool(

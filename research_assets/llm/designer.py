@@ -7,8 +7,14 @@ or two requests. Tools:
 
 - ``get_available_indicators``, ``get_available_symbols``: the catalogue and the datasets.
 - ``get_recent_strategies``: past researches as ``ResearchRecord.to_prompt_dict`` gives them
-  (outcomes, gate rejections and reasons, backtest-period figures; never lockbox figures, which
+  (outcomes, gate rejections with their reasons and descriptions in numbers, training figures,
+  backtest-period figures with the benchmark and significance ones; never lockbox figures, which
   memory does not hold), paged, optionally with full specs.
+
+The system prompt says what the gates require (their default thresholds, from
+``core.gates.GateThresholds``): a model that predicts its labels better than their frequencies,
+and a backtest with enough trades that beats buy & hold and is significant against random
+timing and the number of strategies tried.
 - ``validate_strategy_config``: the checks of ``save_strategy_config`` without saving.
 - ``save_strategy_config``: validates the spec (``StrategySpec.from_dict``), checks that every
   symbol has data on every timeframe and that the spec does not repeat a past research
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from research_assets.core.designer import Design, DesignRequest, asset_class, bar_sigma
 from research_assets.core.designer import _costs as market_costs
 from research_assets.core.errors import DataError, SpecError
+from research_assets.core.gates import GateThresholds
 from research_assets.core.indicator_catalog import CATALOG, describe_catalog
 from research_assets.core.memory import (
     ACTIVE_STATUSES,
@@ -56,15 +63,22 @@ RECENT_IN_PROMPT = 20  # researches shown in the first message; the tool pages t
 BEST_IN_PROMPT = 3
 CLIP_CHARS = 160  # hypotheses and suggestions are clipped in the compact view
 # The figures of a record shown in the first message, with short names (explained there).
-_TRAINING_KEYS = {"test_accuracy": "acc", "test_loss": "loss", "loss_decrease": "loss_drop"}
+_TRAINING_KEYS = {"test_accuracy": "acc", "test_loss": "loss", "loss_decrease": "loss_drop",
+                  "accuracy_lift": "lift", "loss_ratio": "loss_ratio"}
 _BACKTEST_KEYS = {
     "Return [%]": "ret%",
     "Buy & Hold Return [%]": "bh%",
     "Sharpe Ratio": "sharpe",
+    "Excess Sharpe": "xs_sharpe",
+    "Excess Return [%]": "xs_ret%",
+    "Beta": "beta",
+    "Deflated Sharpe Ratio": "dsr",
+    "p-value": "p",
     "Max. Drawdown [%]": "dd%",
     "Win Rate [%]": "win%",
     "# Trades": "trades",
 }
+GATE_DESCRIPTION_CHARS = 240  # a rejection's failing checks, clipped in the compact view
 
 # -- what the model sees ---------------------------------------------------------------------
 
@@ -116,11 +130,16 @@ def record_line(record: ResearchRecord) -> str:
     d = record.to_prompt_dict()
     parts = [f"{d['id']} {d['status']}"]
     if d.get("rejection_reason"):
-        parts[0] += f" by {d.get('rejected_by')}: {d['rejection_reason']}"
+        # the failing checks in numbers, each with its reason; the bare reason in older records
+        why = d.get("gate_description") or d["rejection_reason"]
+        parts[0] += f" by {d.get('rejected_by')}: {_clip(why, GATE_DESCRIPTION_CHARS)}"
     if record.spec is not None:
+        decisions = record.spec.decisions
+        conf = (f" conf {_sig(decisions.confidence_threshold)}"
+                if decisions is not None and decisions.confidence_threshold else "")
         parts.append(
             f"{d['strategy']} {','.join(d['symbols'])} {','.join(d['timeframes'])} "
-            f"[{','.join(d['indicators'])}] {_labels_text(record.spec)} "
+            f"[{','.join(d['indicators'])}] {_labels_text(record.spec)}{conf} "
             f"mlp[{','.join(str(n) for n in d['hidden_layers'])}]"
         )
     if d.get("training"):
@@ -174,12 +193,34 @@ def catalogue_text() -> str:
     return "\n".join(lines)
 
 
+def gates_text(t: GateThresholds | None = None) -> str:
+    """What each gate requires, with the reason each check gives when it fails (the default
+    thresholds unless ``t`` is given)."""
+    t = t or GateThresholds()
+    return (
+        f"- training gate: the model must predict its labels better than their frequencies: "
+        f"accuracy lift over always predicting the training labels' majority class at least "
+        f"{t.min_accuracy_lift:g} (no_accuracy_lift), and test loss over the labels' entropy at "
+        f"most {t.max_loss_ratio:g} (loss_above_baseline). The seeds' absolute checks "
+        f"(accuracy_below_threshold, loss_too_high, insufficient_loss_decrease) apply only where "
+        f"a deployment sets them.\n"
+        f"- backtest gate, on the out-of-sample period pooled over the spec's datasets, in this "
+        f"order: at least {t.min_trades:g} trades (too_few_trades); win rate at least "
+        f"{t.min_win_rate:g} (win_rate_too_low); max drawdown at most {t.max_drawdown:g} "
+        f"(drawdown_too_high); Sharpe at least {t.min_sharpe:g} (sharpe_too_low); Sharpe above "
+        f"buy & hold's on the same bars by more than {t.min_excess_sharpe:g} "
+        f"(no_edge_over_benchmark); p-value against random timing of the same positions at most "
+        f"{t.max_p_value:g} (no_edge_over_random); Deflated Sharpe Ratio at least "
+        f"{t.min_deflated_sharpe:g} (not_significant). The first failing check is the reason."
+    )
+
+
 def design_system_prompt() -> str:
     """The system prompt: the same for every design (so it caches)."""
     example = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
     example.pop("backtest", None)
     return prompts.DESIGN_SYSTEM.format(
-        example=as_json(example), catalogue=catalogue_text()
+        example=as_json(example), catalogue=catalogue_text(), gates=gates_text()
     )
 
 

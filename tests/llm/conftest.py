@@ -49,10 +49,19 @@ def example_spec_dict() -> dict[str, Any]:
 
 def _stats(i: int) -> dict[str, float]:
     sharpe = -0.6 + 0.17 * i
+    ret = round(4.0 * sharpe + 1.5, 4)
     return {
-        "Return [%]": round(4.0 * sharpe + 1.5, 4),
+        "Return [%]": ret,
         "Buy & Hold Return [%]": 11.2,
         "Sharpe Ratio": round(sharpe, 4),
+        "Buy & Hold Sharpe Ratio": 0.85,
+        "Excess Sharpe": round(sharpe - 0.85, 4),
+        "Excess Return [%]": round(ret - 11.2, 4),
+        "Beta": round(0.9 - 0.04 * i, 4),
+        "Alpha [%]": round(-2.0 + 0.6 * i, 4),
+        "Probabilistic Sharpe Ratio": round(min(0.999, 0.4 + 0.03 * i), 4),
+        "Deflated Sharpe Ratio": round(min(0.99, 0.2 + 0.04 * i), 4),
+        "p-value": round(max(0.001, 0.5 - 0.025 * i), 4),
         "Sortino Ratio": round(1.4 * sharpe, 4),
         "Calmar Ratio": round(0.8 * sharpe, 4),
         "Max. Drawdown [%]": -round(8 + 1.3 * (i % 7), 4),
@@ -73,20 +82,28 @@ def realistic_memory(n: int = 20) -> ResearchMemory:
     for i in range(n):
         memory = ResearchMemory(records)
         spec = designer.design(DesignRequest(f"r{i:03d}", seed=i), memory, DATASETS).spec
+        lift = round(-0.02 + 0.003 * i, 4)
         training = {"test_accuracy": 0.44 + 0.006 * i, "test_loss": 0.74 - 0.004 * i,
-                    "loss_decrease": 0.31, "f1": 0.41 + 0.005 * i}
+                    "loss_decrease": 0.31, "f1": 0.41 + 0.005 * i,
+                    "baseline_accuracy": round(0.46 + 0.003 * i, 4), "accuracy_lift": lift,
+                    "loss_ratio": round(1.02 - 0.004 * i, 4)}
         kind = i % 4
         if kind == 0:
             records.append(ResearchRecord(
                 f"r{i:03d}", "rejected", created_at=1_700_000_000 + i, spec=spec,
-                rejected_by="training_gate", rejection_reason="accuracy_below_threshold",
+                rejected_by="training_gate", rejection_reason="no_accuracy_lift",
+                gate_description=f"accuracy lift {lift:.4g} < 0 (no_accuracy_lift)",
                 training=training,
             ))
         elif kind == 1:
+            stats = _stats(i)
             records.append(ResearchRecord(
                 f"r{i:03d}", "rejected", created_at=1_700_000_000 + i, spec=spec,
-                rejected_by="backtest_gate", rejection_reason="sharpe_too_low",
-                training=training, backtest=_stats(i),
+                rejected_by="backtest_gate", rejection_reason="no_edge_over_benchmark",
+                gate_description=(
+                    f"excess Sharpe {stats['Excess Sharpe']:.4g} <= 0 (no_edge_over_benchmark); "
+                    f"p-value {stats['p-value']:.4g} > 0.05 (no_edge_over_random)"),
+                training=training, backtest=stats,
             ))
         elif kind == 2 and i % 8 == 6:
             records.append(ResearchRecord(f"r{i:03d}", "failed", created_at=1_700_000_000 + i,

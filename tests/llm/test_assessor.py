@@ -15,6 +15,8 @@ TRAINING = {"test_accuracy": 0.53, "test_loss": 0.7, "loss_decrease": 0.4, "f1":
 SUMMARY = {
     "Return [%]": 25.0, "Buy & Hold Return [%]": 10.0, "Sharpe Ratio": 1.5,
     "Max. Drawdown [%]": -12.0, "Win Rate [%]": 52.0, "# Trades": 80,
+    "Buy & Hold Sharpe Ratio": 0.9, "Excess Sharpe": 0.6, "Excess Return [%]": 15.0,
+    "Beta": 0.2, "Alpha [%]": 11.0, "Deflated Sharpe Ratio": 0.97, "p-value": 0.012,
 }
 BY_DATASET = {"EURUSD/1h": SUMMARY}
 GOOD = {
@@ -27,8 +29,9 @@ GOOD = {
 }
 
 
-def assess(settings):
-    return ClaudeAssessor(settings).assess(SPEC, TRAINING, SUMMARY, BY_DATASET)
+def assess(settings, summary=SUMMARY, trials=12):
+    return ClaudeAssessor(settings).assess(SPEC, TRAINING, summary, {"EURUSD/1h": summary},
+                                           trials=trials)
 
 
 def test_assessment_happy_path(fake: FakeAnthropic, settings):
@@ -44,7 +47,14 @@ def test_assessment_happy_path(fake: FakeAnthropic, settings):
     assert "rsi_trend_eurusd" in prompt and "EURUSD/1h" in prompt
     assert '"f1":null' in prompt  # NaN is not sent as invalid JSON
     assert "rule-based assessor's verdict, for reference: promising" in prompt
-    assert "promising: Sharpe above 1" in body["system"][0]["text"]
+    assert "strategies tried on these datasets, this one included" in prompt.lower()
+    assert "deflated by): 12." in prompt
+    assert '"Excess Sharpe":0.6' in prompt and '"Deflated Sharpe Ratio":0.97' in prompt
+    system = body["system"][0]["text"]
+    assert ("promising: all of Sharpe above 1, max drawdown below 20% and more than 50 trades; "
+            "significant: Deflated Sharpe Ratio at least 0.95 and p-value at most 0.05; and "
+            "better than buy & hold: Excess Sharpe above 0 and Excess Return [%] above 0") in system
+    assert "State the comparison with buy & hold in numbers" in system
     # The prompt never speaks of a lockbox. That no lockbox figure reaches it is checked where
     # one exists: tests/defs/test_lockbox_isolation.py gives researches' lockboxes sentinel
     # figures and looks for them in every assessment request.
@@ -80,3 +90,15 @@ def test_assessor_gives_up_at_the_turn_limit(fake: FakeAnthropic, settings):
     with pytest.raises(LLMError) as e:
         ClaudeAssessor(replace(settings, max_turns=2)).assess(SPEC, TRAINING, SUMMARY, BY_DATASET)
     assert e.value.reason == LLM_GAVE_UP and e.value.usage["turns"] == 2
+
+
+def test_the_rule_based_reference_follows_the_new_rules(fake: FakeAnthropic, settings):
+    # the same figures, but no better than holding the asset: the reference verdict is neutral
+    riding = {**SUMMARY, "Buy & Hold Sharpe Ratio": 1.7, "Excess Sharpe": -0.2}
+    fake.push(message(tool_use("save_assessment", {**GOOD, "verdict": "neutral"})))
+    assessment, _ = assess(settings, riding, trials=None)
+    assert assessment.verdict == "neutral"
+    prompt = fake.requests[0]["messages"][0]["content"]
+    assert "rule-based assessor's verdict, for reference: neutral: not promising yet: " in prompt
+    assert "Sharpe 1.50 vs buy & hold 1.70 (excess -0.20) is not above buy & hold" in prompt
+    assert "deflated by): not recorded." in prompt

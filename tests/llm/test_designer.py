@@ -95,7 +95,7 @@ def test_request_shape_caching_and_context(fake: FakeAnthropic, settings):
     prompt = body["messages"][0]["content"]
     assert "mean reversion on EURUSD" in prompt
     assert "NASDAQ" in prompt and "bar_sigma" in prompt
-    assert "r003" in prompt and "accuracy_below_threshold" in prompt
+    assert "r003" in prompt and "no_edge_over_benchmark" in prompt
     assert "macd: MACD line" in body["system"][0]["text"]  # the catalogue
 
 
@@ -191,11 +191,13 @@ def test_usage_and_cost_are_summed_over_turns(fake: FakeAnthropic, settings):
 
 def test_prompt_size_with_twenty_records(fake: FakeAnthropic, settings):
     """A design with a realistic memory of 20 records stays well under 15k input tokens (the
-    fake server estimates 1 token per 3 bytes of request body, a cautious ratio)."""
+    fake server estimates 1 token per 3 bytes of request body, a cautious ratio). What the gates
+    require and each record's benchmark and significance figures and gate description added
+    about 2.5 kB (#11)."""
     fake.push(save(input_tokens=AUTO))
     d = ClaudeDesigner(settings).design(REQUEST, realistic_memory(20), DATASETS)
-    assert len(fake.raw[0]) < 21_000
-    assert d.usage["input_tokens"] < 7_000
+    assert len(fake.raw[0]) < 24_500
+    assert d.usage["input_tokens"] < 8_200
     assert b"r019" in fake.raw[0] and b"r000" in fake.raw[0]
 
 
@@ -433,3 +435,95 @@ def test_key_never_in_repr_errors_or_logs(fake: FakeAnthropic, settings, caplog)
     for t in texts:
         assert KEY not in t
     assert "[redacted]" in str(errors[0])
+
+
+# -- what the gates require, and the figures that show it ---------------------------------------
+
+
+def test_system_prompt_explains_what_the_gates_require(fake: FakeAnthropic, settings):
+    fake.push(save())
+    design(settings)
+    system = fake.requests[0]["system"][0]["text"]
+    # every check with its default threshold and the reason it gives
+    for phrase in (
+        "accuracy lift over always predicting the training labels' majority class at least 0.005 "
+        "(no_accuracy_lift)",
+        "test loss over the labels' entropy at most 1 (loss_above_baseline)",
+        "at least 30 trades (too_few_trades)",
+        "win rate at least 0.45 (win_rate_too_low)",
+        "max drawdown at most 0.4 (drawdown_too_high)",
+        "Sharpe at least -0.5 (sharpe_too_low)",
+        "Sharpe above buy & hold's on the same bars by more than 0 (no_edge_over_benchmark)",
+        "p-value against random timing of the same positions at most 0.05 (no_edge_over_random)",
+        "Deflated Sharpe Ratio at least 0.95 (not_significant)",
+        "long on up, SHORT on down, none on flat",
+        '"confidence_threshold": 0-0.99',
+    ):
+        assert phrase in system, phrase
+
+
+def test_first_message_carries_the_benchmark_figures_and_gate_descriptions(
+    fake: FakeAnthropic, settings
+):
+    fake.push(save())
+    design(settings, realistic_memory(8))
+    prompt = fake.requests[0]["messages"][0]["content"]
+    lines = {line.split(" ", 1)[0]: line for line in prompt.splitlines() if line[:2] == "r0"}
+    # a backtest rejection: the failing checks in numbers, then the figures with short names
+    r005 = lines["r005"]
+    assert r005.startswith("r005 rejected by backtest_gate: excess Sharpe -0.6 <= 0 "
+                           "(no_edge_over_benchmark); p-value 0.375 > 0.05 (no_edge_over_random)")
+    for figure in ("xs_sharpe -0.6", "xs_ret% -8.7", "beta 0.7", "dsr 0.4", "p 0.375",
+                   "lift -0.005", "loss_ratio 1"):
+        assert figure in r005, figure
+    # a training rejection
+    assert lines["r004"].startswith("r004 rejected by training_gate: accuracy lift -0.008 < 0 "
+                                    "(no_accuracy_lift)")
+    # the legend explains every short name
+    for name in ("xs_sharpe (Sharpe minus buy & hold's)", "dsr (Deflated Sharpe Ratio)",
+                 "p (p-value against random timing)", "lift (accuracy minus always predicting",
+                 "confidence threshold (conf)"):
+        assert name in prompt, name
+
+
+def test_a_record_without_a_description_shows_its_reason(fake: FakeAnthropic, settings):
+    old = ResearchRecord("r001", "rejected", 1.0, spec=StrategySpec.from_dict(
+        {**example_spec_dict(), "decisions": {"confidence_threshold": 0.55}}),
+        rejected_by="backtest_gate", rejection_reason="sharpe_too_low")
+    fake.push(message(tool_use("get_recent_strategies", {})), save())
+    design(settings, ResearchMemory([old]))
+    prompt = fake.requests[0]["messages"][0]["content"]
+    assert "r001 rejected by backtest_gate: sharpe_too_low |" in prompt
+    assert "zigzag(threshold=0.005,lookahead=24) conf 0.55 mlp" in prompt
+    record = json.loads(fake.tool_results(1)[0]["content"])["records"][0]
+    assert "gate_description" not in record
+    assert record["rejection_reason"] == "sharpe_too_low"
+
+
+def test_the_tool_gives_the_gate_description_and_every_figure(fake: FakeAnthropic, settings):
+    memory = realistic_memory(8)
+    fake.push(message(tool_use("get_recent_strategies", {"status": "rejected", "limit": 50})),
+              save())
+    design(settings, memory)
+    records = {r["id"]: r for r in json.loads(fake.tool_results(1)[0]["content"])["records"]}
+    r005 = records["r005"]
+    assert r005["gate_description"].startswith("excess Sharpe -0.6 <= 0 (no_edge_over_benchmark)")
+    for key in ("Excess Sharpe", "Excess Return [%]", "Buy & Hold Sharpe Ratio", "Beta",
+                "Deflated Sharpe Ratio", "p-value"):
+        assert key in r005["backtest"], key
+    assert r005["training"]["accuracy_lift"] == -0.005
+
+
+def test_best_researches_beyond_the_recent_ones_are_ranked_by_excess_sharpe(
+    fake: FakeAnthropic, settings
+):
+    memory = realistic_memory(20)
+    riding = ResearchRecord("old-riding", "completed", 1.0, spec=memory.records[3].spec,
+                            backtest={"Sharpe Ratio": 9.0, "Excess Sharpe": 4.0})
+    timing = ResearchRecord("old-timing", "completed", 2.0, spec=memory.records[7].spec,
+                            backtest={"Sharpe Ratio": 6.0, "Excess Sharpe": 5.0})
+    fake.push(save())
+    design(settings, ResearchMemory([*memory.records, riding, timing]))
+    prompt = fake.requests[0]["messages"][0]["content"]
+    best = prompt.split("Best completed researches by excess Sharpe over buy & hold:\n")[1]
+    assert best.index("old-timing") < best.index("old-riding")
