@@ -89,15 +89,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-try:
-    import research_assets  # noqa: F401
-except ImportError:  # run as a script from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The checkout's root: research_assets when it is not pip-installed, and tests.gate_support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dagster as dg  # noqa: E402
 import sqlalchemy  # noqa: E402
 
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec  # noqa: E402
+from tests.gate_support import OPEN_GATES, OPEN_GATES_ENV  # noqa: E402
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -120,12 +119,6 @@ BENCH_ENV = {
     "RESEARCH_DESIGNER": "offline",
     "RESEARCH_MAX_CONCURRENT": "100000",
     "RESEARCH_MAX_QUEUE_DEPTH": "100000",
-}
-# Gates every research passes (GateThresholds.from_env), so that each goes through all steps.
-OPEN_GATES_ENV = {
-    "GATE_TRAINING_MIN_ACCURACY": "0", "GATE_TRAINING_MAX_LOSS": "100",
-    "GATE_TRAINING_MIN_LOSS_DECREASE": "-100", "GATE_BACKTEST_MIN_WIN_RATE": "0",
-    "GATE_BACKTEST_MAX_DRAWDOWN": "1", "GATE_BACKTEST_MIN_SHARPE": "-100",
 }
 DROP_ENV = ("ANTHROPIC_API_KEY", "RESEARCH_DAILY_BUDGET_USD")
 
@@ -394,8 +387,6 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
 
 # -- part 2: an instance with many researches -----------------------------------------------
 
-OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
-                  min_win_rate=0.0, max_drawdown=1.0, min_sharpe=-100.0)
 TRAINING_REASONS = ("accuracy_below_threshold", "loss_above_threshold",
                     "insufficient_loss_decrease")
 BACKTEST_REASONS = ("win_rate_too_low", "drawdown_too_high", "sharpe_too_low")

@@ -236,12 +236,13 @@ def assessment(
     _require_gate(context, "backtest_report", "backtest_gate")
     args = (strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
             backtest_report.stats)
+    trials = backtest_report.trials.count  # what the Deflated Sharpe Ratio was deflated by
     try:
         claude = designer.get_assessor()
         if claude is None:
-            result, usage, assessor = assess(*args), {}, "rule-based"
+            result, usage, assessor = assess(*args, trials=trials), {}, "rule-based"
         else:
-            (result, usage), assessor = claude.assess(*args), "claude"
+            (result, usage), assessor = claude.assess(*args, trials=trials), "claude"
     except (LLMError, LLMConfigError) as e:
         raise _llm_failure(context, e) from e
     bullets = "\n".join(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
+from tests.gate_support import BACKTEST_OPEN_ENV, TRAINING_OPEN_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 STATUSES = {"queued", "running", "completed", "rejected", "failed", "cancelled"}
@@ -174,13 +175,8 @@ def documented_selection() -> str:
 
 
 # Every check of a gate opened, so that a test provokes exactly the one it closes.
-OPEN_TRAINING = {"GATE_TRAINING_MIN_ACCURACY": "0", "GATE_TRAINING_MAX_LOSS": "100",
-                 "GATE_TRAINING_MIN_LOSS_DECREASE": "-100",
-                 "GATE_TRAINING_MIN_ACCURACY_LIFT": "-1", "GATE_TRAINING_MAX_LOSS_RATIO": "100"}
-OPEN_BACKTEST = {"GATE_BACKTEST_MIN_WIN_RATE": "0", "GATE_BACKTEST_MAX_DRAWDOWN": "1",
-                 "GATE_BACKTEST_MIN_SHARPE": "-100", "GATE_BACKTEST_MIN_TRADES": "0",
-                 "GATE_BACKTEST_MIN_DEFLATED_SHARPE": "0", "GATE_BACKTEST_MAX_P_VALUE": "1",
-                 "GATE_BACKTEST_MIN_EXCESS_SHARPE": "-100"}
+OPEN_TRAINING = TRAINING_OPEN_ENV
+OPEN_BACKTEST = BACKTEST_OPEN_ENV
 NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
 # Why each provoked rejection says it was rejected: the observed figure against the threshold.
 SHARPE_TOO_LOW = rf"{NUMBER} < 100 \(sharpe_too_low\)"

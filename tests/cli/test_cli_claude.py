@@ -22,14 +22,11 @@ from tests.defs.test_claude_research import (
     cost,
     design_reply,
 )
+from tests.gate_support import OPEN_GATES_ENV
 from tests.llm.fake_anthropic import FakeAnthropic
 
 REPO = Path(__file__).resolve().parents[2]
-OPEN_GATES = {
-    "GATE_TRAINING_MIN_ACCURACY": "0", "GATE_TRAINING_MAX_LOSS": "100",
-    "GATE_TRAINING_MIN_LOSS_DECREASE": "-100", "GATE_BACKTEST_MIN_WIN_RATE": "0",
-    "GATE_BACKTEST_MAX_DRAWDOWN": "1", "GATE_BACKTEST_MIN_SHARPE": "-100",
-}
+OPEN_GATES = OPEN_GATES_ENV
 
 
 def research(*args: str, home: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -25,11 +25,10 @@ from research_assets.defs.records import (
 )
 from research_assets.defs.resources import QualityGatesResource
 from research_assets.llm.pricing import DEFAULT_MODEL, cost_usd
+from tests.gate_support import OPEN_GATES
 from tests.llm.fake_anthropic import FakeAnthropic, Reply, error, message, tool_use
 
 KEY = "sk-ant-test-SECRET-4f9c"
-OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
-                  min_win_rate=0.0, max_drawdown=1.0, min_sharpe=-100.0)
 MAX_RETRIES = 1  # RESEARCH_LLM_MAX_RETRIES: a request is tried twice
 
 # What the fake model is billed for; the costs are priced by the package's own table.

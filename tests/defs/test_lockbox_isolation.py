@@ -37,6 +37,7 @@ from research_assets.llm.assessor import ClaudeAssessor
 from research_assets.llm.config import LLMSettings
 from research_assets.llm.designer import ClaudeDesigner, memory_text, record_line
 from tests.defs.test_research_index import backtest_stats, build
+from tests.gate_support import OPEN_GATES
 from tests.llm.fake_anthropic import FakeAnthropic, message, tool_use
 from tests.lockbox_support import (
     LOCKBOX_STATS,
@@ -47,13 +48,13 @@ from tests.lockbox_support import (
 
 KEY = "sk-ant-test-lockbox-7a1e"
 DATASET = "EURUSD/1h"  # what every research here trades
-OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
-                  min_win_rate=0.0, max_drawdown=1.0, min_sharpe=-100.0)
 ALL_FIELDS = set(LOCKBOX_STATS)
 # The figures of a record on its line in the Claude designer's first message.
 LINE_FIELDS = {"Return [%]", "Buy & Hold Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
-               "Win Rate [%]", "# Trades"}
-GATE_FIELDS = {"Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]"}
+               "Win Rate [%]", "# Trades", "Excess Sharpe", "Excess Return [%]", "Beta",
+               "Deflated Sharpe Ratio", "p-value"}
+GATE_FIELDS = {"Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]", "# Trades", "p-value",
+               "Excess Sharpe", "Deflated Sharpe Ratio"}
 ASSESSMENT = {
     "verdict": "neutral",
     "summary": "Sharpe near zero on EURUSD 1h; the RSI zones add little over the trend filter.",
@@ -201,7 +202,11 @@ def test_a_leaked_lockbox_figure_would_be_found_in_every_format(small_spec):
     # A gate's metadata and description, and the rule-based assessment.
     gate = evaluate_backtest_gate(LOCKBOX_STATS, GateThresholds())
     assert lockbox_fields(gate.metadata()) == GATE_FIELDS
-    assert lockbox_fields(gate.description()) == GATE_FIELDS
+    # the description names the failing checks: with every check failing, each figure
+    failing = GateThresholds(min_win_rate=1.0, max_drawdown=0.0, min_sharpe=1e6, min_trades=1e9,
+                             min_deflated_sharpe=1.0, max_p_value=0.0, min_excess_sharpe=1e6)
+    assert lockbox_fields(evaluate_backtest_gate(LOCKBOX_STATS, failing).description()) \
+        == GATE_FIELDS
     verdict = assess(small_spec, {"test_accuracy": 0.55}, LOCKBOX_STATS,
                      {DATASET: LOCKBOX_STATS})
     assert {"Sharpe Ratio", "Max. Drawdown [%]", "# Trades"} <= lockbox_fields(verdict)

@@ -7,6 +7,7 @@ from research_assets.definitions import defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
 from research_assets.defs.records import load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
+from tests.gate_support import OPEN_GATES
 from tests.lockbox_support import (
     LOCKBOX_STATS,
     assert_no_lockbox,
@@ -15,8 +16,6 @@ from tests.lockbox_support import (
 
 pytestmark = pytest.mark.slow
 
-OPEN_GATES = dict(min_accuracy=0.0, max_loss=100.0, min_loss_decrease=-100.0,
-                  min_win_rate=0.0, max_drawdown=1.0, min_sharpe=-100.0)
 
 
 def run_research(instance, research_id, spec, gates=None, selection=None, checks=True):

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.ci_support import skip_or_fail_in_ci
+from tests.gate_support import OPEN_GATES_ENV
 from tests.integration.conftest import clean_env, processes_of, wait_for
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -47,14 +48,7 @@ VERDICT = ("completed", "rejected")
 # environment: every research in this topology that trades passes both gates and completes, so
 # that the UI has a backtest_report (statistics, equity curve) to show. A research whose model
 # never trades is still rejected (an undefined win rate fails the gate whatever the threshold).
-OPEN_GATES = {
-    "GATE_TRAINING_MIN_ACCURACY": "0",
-    "GATE_TRAINING_MAX_LOSS": "1000000",
-    "GATE_TRAINING_MIN_LOSS_DECREASE": "-1000000",
-    "GATE_BACKTEST_MIN_WIN_RATE": "0",
-    "GATE_BACKTEST_MAX_DRAWDOWN": "1",
-    "GATE_BACKTEST_MIN_SHARPE": "-1000000",
-}
+OPEN_GATES = OPEN_GATES_ENV
 
 
 # -- helpers ---------------------------------------------------------------------------------
