@@ -461,3 +461,22 @@ def test_the_dagster_resource_sets_every_threshold(monkeypatch):
     t = QualityGatesResource(min_trades=100, min_accuracy_lift=0.02).thresholds()
     assert (t.min_trades, t.min_accuracy_lift, t.max_p_value) == (100.0, 0.02, 0.1)
     assert t.min_deflated_sharpe == T.min_deflated_sharpe
+
+
+def test_the_tests_open_gates_open_every_check():
+    # tests/gate_support.py opens the gates for tests that provoke one check at a time: it must
+    # know every threshold, and with it open, any present figure passes every check.
+    from tests.gate_support import OPEN_GATES, OPEN_GATES_ENV, open_thresholds
+
+    assert set(OPEN_GATES) == {f.name for f in fields(GateThresholds)}
+    opened = open_thresholds()
+    assert GateThresholds.from_env(OPEN_GATES_ENV) == opened
+    worst_training = {"test_accuracy": 0.0, "test_loss": 50.0, "loss_decrease": -5.0,
+                      "accuracy_lift": -1.0, "loss_ratio": 100.0}
+    worst_backtest = {"# Trades": 0.0, "Win Rate [%]": 0.0, "Max. Drawdown [%]": 100.0,
+                      "Sharpe Ratio": -50.0, "Excess Sharpe": -50.0, "p-value": 1.0,
+                      "Deflated Sharpe Ratio": 0.0}
+    assert evaluate_training_gate(worst_training, opened).passed
+    assert evaluate_backtest_gate(worst_backtest, opened).passed
+    closed = open_thresholds(min_trades=30)
+    assert evaluate_backtest_gate(worst_backtest, closed).reason == "too_few_trades"
