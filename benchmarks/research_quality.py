@@ -47,11 +47,23 @@ stderr). ``--details FILE`` writes every research's design, gate outcome in numb
 figures. The environment's ``GATE_*`` variables are dropped (default gates); the
 ``RESEARCH_*`` ones (e.g. ``RESEARCH_WALK_FORWARD_FOLDS``) are kept.
 
+``--diagnose`` answers why, in seconds per research and without Dagster: it designs
+``--researches`` specs with the offline designer from an empty memory (exploration only, seeds
+``--seed``, ``--seed`` + 1...), trains and backtests each in-process (``core/pipeline.py``), each
+deflated by the trials before it as an instance would count them (``pipeline.TrialHistory``: every
+earlier spec, the Sharpe ratios of those that passed the training gate), and evaluates both gates
+at their defaults (``core/gates.py``), recording every check that fails, not only the first. Per
+kind: how many pass each gate, how often each check fails, and how often it is the only one that
+fails (what alone stands between a spec and passing); a spec that passes training and then never
+trades counts as ``no_trades`` alone. On the synthetic kinds it also trains
+variants of the reference spec (labels, confidence thresholds, symbols, inputs), deflated by all
+the designer's specs before them. Its last line is one JSON object by kind, as well.
+
 Usage::
 
     .venv/bin/python benchmarks/research_quality.py [--json] [--researches 24]
         [--kinds noise,drift,signal,bundled] [--seed 0] [--data-seed 0] [--timeout 7200]
-        [--details FILE] [--keep] [--no-reference-spec]
+        [--details FILE] [--keep] [--no-reference-spec] [--diagnose]
 
 Research on 2 shared cores takes tens of seconds each (two at a time by default): 24 per kind
 is about an hour per kind.
@@ -381,6 +393,187 @@ def run_kind(kind: str, n: int, seed: int, data_dir: Path, root: Path, timeout: 
     return summary, rows
 
 
+# -- diagnosis: the designer's specs in-process, every failing check -------------------------
+
+# (name, change to REFERENCE_SPEC): what the planted signal needs, varied one thing at a time.
+def _labels(**labels: Any) -> Any:
+    return lambda d: d["training"].update(labels=labels)
+
+
+def _threshold(x: float) -> Any:
+    return lambda d: d.update(decisions={"confidence_threshold": x})
+
+
+def _inputs(*ids: str) -> Any:
+    return lambda d: d.update(nn_inputs=[{"fuzzy_set": i} for i in ids])
+
+
+def _macd_hist(d: dict[str, Any]) -> None:
+    cross = d["fuzzy_sets"]["cross"]
+    cross["indicator"] = "macd_10_40.hist"
+    cross["below"]["parameters"] = [-1, -1, -0.005, 0]
+    cross["above"]["parameters"] = [0, 0.005, 1, 1]
+    d["nn_inputs"] = [{"fuzzy_set": "cross"}]
+
+
+VARIANTS: tuple[tuple[str, Any], ...] = (
+    ("reference: fwd 0/10, 4 symbols", lambda d: None),
+    ("labels fwd 0/5", _labels(source="forward_return", horizon=5, threshold=0.0)),
+    ("labels fwd 0/20", _labels(source="forward_return", horizon=20, threshold=0.0)),
+    ("labels fwd 0.01/10 (dead zone)", _labels(source="forward_return", horizon=10,
+                                               threshold=0.01)),
+    ("labels zigzag 0.03/10", _labels(source="zigzag", threshold=0.03, lookahead=10)),
+    ("confidence threshold 0.55", _threshold(0.55)),
+    ("confidence threshold 0.65", _threshold(0.65)),
+    ("1 symbol", lambda d: d["training_data"].update(symbols=list(DEFAULT_SYMBOLS[:1]))),
+    ("input: crossover only", _inputs("cross")),
+    ("input: ema_20 distance only", _inputs("dist")),
+    ("input: macd 10/40 hist only", _macd_hist),
+)
+
+
+def _failing(result: Any) -> list[str]:
+    return [c.reason for c in result.checks if not c.passed]
+
+
+def evaluate_spec(spec: Any, data_dir: Path, history: Any) -> dict[str, Any]:
+    """Train, backtest (deflated by ``history``) and gate one spec in-process: its design, the
+    figures the gates read, every failing check, and the lockbox (never used to decide)."""
+    from research_assets.core import pipeline
+    from research_assets.core.errors import ResearchError
+    from research_assets.core.gates import (
+        GateThresholds,
+        evaluate_backtest_gate,
+        evaluate_training_gate,
+    )
+
+    row: dict[str, Any] = {"strategy": spec.name, "design": _design(spec)}
+    started = time.monotonic()
+    try:
+        model = pipeline.train(spec, data_dir)
+        metrics = model.metrics.as_dict()
+        report = pipeline.backtest(model, data_dir, "backtest", history)
+        lockbox = pipeline.backtest(model, data_dir, "lockbox", report.trials)
+    except ResearchError as e:
+        return {**row, "error": str(e)[:200], "training_fails": ["error"], "backtest_fails": []}
+    thresholds = GateThresholds()
+    training = evaluate_training_gate(metrics, thresholds)
+    backtest = evaluate_backtest_gate(report.summary, thresholds)
+    outcome = lockbox_outcome(lockbox.stats)
+    return {
+        **row,
+        "training": {k: _r(_finite(metrics.get(k)), 4) for k in TRAINING_KEYS if k in metrics},
+        "oos": {k: _r(_finite(report.summary.get(k)), 4) for k in OOS_KEYS},
+        "oos_sharpe_by_dataset": {k: _r(_finite(v.get("Sharpe Ratio")), 3)
+                                  for k, v in report.stats.items()},
+        "trials": report.trials.count,
+        "training_fails": _failing(training),
+        "backtest_fails": _failing(backtest),
+        "lockbox_sharpe": _r(outcome[0], 4) if outcome else None,
+        "lockbox_excess_return_pct": _r(outcome[1], 4) if outcome else None,
+        "wall_s": round(time.monotonic() - started, 2),
+    }
+
+
+def _diagnosis_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    trained = [r for r in rows if not r["training_fails"]]
+    passed = [r for r in trained if not r["backtest_fails"]]
+    any_fail: Counter[str] = Counter()
+    only_fail: Counter[str] = Counter()
+    for r in rows:
+        fails = r["training_fails"] + (r["backtest_fails"] if not r["training_fails"] else [])
+        if not r["training_fails"] and not r["oos"].get("# Trades"):
+            fails = ["no_trades"]  # it fails every backtest check: that says nothing more
+        any_fail.update(fails)
+        if len(fails) == 1:
+            only_fail.update(fails)
+    return {
+        "specs": len(rows),
+        "passed_training_gate": len(trained),
+        "passed_both_gates": len(passed),
+        "no_trades_after_training": sum(1 for r in trained if not r["oos"].get("# Trades")),
+        # Backtest checks count only where the training gate passed, as in a research.
+        "check_fails": dict(any_fail.most_common()),
+        "only_failing_check": dict(only_fail.most_common()),
+        "mean_oos_sharpe_passed_training": _mean([r["oos"].get("Sharpe Ratio") for r in trained]),
+        "mean_lockbox_sharpe_passed_both": _mean([r["lockbox_sharpe"] for r in passed]),
+    }
+
+
+def diagnose(kind: str, data_dir: Path, n: int, seed: int
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from research_assets.core.data import list_datasets
+    from research_assets.core.designer import DesignRequest, OfflineDesigner
+    from research_assets.core.memory import ResearchMemory
+    from research_assets.core.pipeline import TrialHistory
+    from research_assets.core.spec import StrategySpec
+
+    datasets = list_datasets(data_dir)
+    rows: list[dict[str, Any]] = []
+    sharpes: list[float] = []
+    for i in range(n):
+        design = OfflineDesigner().design(
+            DesignRequest(f"diagnose-{seed + i}", seed + i), ResearchMemory([]), datasets)
+        row = evaluate_spec(design.spec, data_dir, TrialHistory(i, tuple(sharpes)))
+        row.update(kind=kind, id=f"seed {seed + i}")
+        sharpe = row.get("oos", {}).get("Sharpe Ratio")
+        if not row["training_fails"] and sharpe is not None:
+            sharpes.append(sharpe)
+        rows.append(row)
+        _log(f"{kind} {row['id']}: {_diagnosis_line(row)}")
+    summary = _diagnosis_summary(rows)
+    if kind != "bundled":
+        variants = []
+        for name, change in VARIANTS:
+            data = json.loads(json.dumps(REFERENCE_SPEC))
+            change(data)
+            row = evaluate_spec(StrategySpec.from_dict(data), data_dir,
+                                TrialHistory(n, tuple(sharpes)))
+            row.update(kind=f"{kind}:variant", id=name)
+            variants.append(row)
+            _log(f"{kind} {name}: {_diagnosis_line(row)}")
+        summary["reference_variants"] = {
+            r["id"]: {"oos_sharpe": r.get("oos", {}).get("Sharpe Ratio"),
+                      "fails": r["training_fails"] + r["backtest_fails"],
+                      "lockbox_sharpe": r.get("lockbox_sharpe")} for r in variants}
+        rows.extend(variants)
+    return summary, rows
+
+
+def _diagnosis_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"error: {r['error']}"
+    o, t = r["oos"], r["training"]
+    fails = r["training_fails"] + (r["backtest_fails"] if not r["training_fails"] else [])
+    return (f"{','.join(r['design'].get('indicators', []))} x{len(r['design']['symbols'])} "
+            f"{_label_text(r['design']['labels'])} ct {r['design']['confidence_threshold']}: "
+            f"lift {_fmt(t.get('accuracy_lift'), 3)}, loss ratio {_fmt(t.get('loss_ratio'), 3)}, "
+            f"sharpe {_fmt(o.get('Sharpe Ratio'))} by dataset "
+            f"{[v for v in r['oos_sharpe_by_dataset'].values()]}, excess "
+            f"{_fmt(o.get('Excess Sharpe'))}, trades {_fmt(o.get('# Trades'), 0)}, win "
+            f"{_fmt(o.get('Win Rate [%]'), 0)}%, dd {_fmt(o.get('Max. Drawdown [%]'), 0)}%, "
+            f"p {_fmt(o.get('p-value'), 3)}, DSR {_fmt(o.get('Deflated Sharpe Ratio'))} over "
+            f"{r['trials']} trials; lockbox {_fmt(r['lockbox_sharpe'])}: "
+            f"{', '.join(fails) or 'passes both gates'}")
+
+
+def render_diagnosis(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    out = [_reference_table(result),
+           "Offline-designer specs from an empty memory, in-process, default gates (every "
+           "failing check; backtest checks where training passed):\n"]
+    out.append(_table(
+        ["data", "specs", "pass training", "pass both", "no trades", "check fails (any)",
+         "only failing check"],
+        [[k, str(v["specs"]), str(v["passed_training_gate"]), str(v["passed_both_gates"]),
+          str(v["no_trades_after_training"]),
+          ", ".join(f"{n} {c}" for c, n in v["check_fails"].items()) or "-",
+          ", ".join(f"{n} {c}" for c, n in v["only_failing_check"].items()) or "-"]
+         for k, v in result.items()]))
+    out.append("\nEvery spec:\n")
+    out.extend(f"  {r['kind']} {r['id']}: {_diagnosis_line(r)}\n" for r in rows)
+    return "".join(out)
+
+
 # -- output ----------------------------------------------------------------------------------
 
 
@@ -398,19 +591,21 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
                      for r in [header, *rows]) + "\n"
 
 
-def render(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    out = []
+def _reference_table(result: dict[str, dict[str, Any]]) -> str:
     refs = [[k, _fmt(v["reference"]["rule_sharpe"]), _fmt(v["reference"]["buy_and_hold_sharpe"]),
              _fmt(v["reference"]["excess_sharpe"]),
              _fmt(v["reference"]["rule_sharpe_last_15pct"]),
              _fmt(v["reference"]["excess_sharpe_last_15pct"])]
             for k, v in result.items() if v.get("reference")]
-    if refs:
-        out.append("The planted rule (EMA 10/40 crossover, long/short, before costs), mean over "
-                   "the symbols:\n")
-        out.append(_table(["data", "rule sharpe", "buy&hold sharpe", "excess sharpe",
-                           "last 15%: rule", "last 15%: excess"], refs))
-        out.append("\n")
+    if not refs:
+        return ""
+    return ("The planted rule (EMA 10/40 crossover, long/short, before costs), mean over the "
+            "symbols:\n" + _table(["data", "rule sharpe", "buy&hold sharpe", "excess sharpe",
+                                   "last 15%: rule", "last 15%: excess"], refs) + "\n")
+
+
+def render(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    out = [_reference_table(result)]
     header = ["data", "researches", "passed both", "promising", "lockbox > b&h", "mean oos sharpe",
               "mean lockbox sharpe", "mean lockbox excess %", "rank corr", "wall s p50"]
     out.append(_table(header, [[
@@ -479,6 +674,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the instances and data")
     parser.add_argument("--no-reference-spec", action="store_true",
                         help="skip the hand-written reference spec")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="in-process: the designer's specs and every failing gate check")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in ALL_KINDS]
@@ -494,8 +691,11 @@ def main() -> int:
     try:
         for kind in kinds:
             data_dir = prepare_data(kind, root, args.data_seed)
-            summary, rows = run_kind(kind, args.researches, args.seed, data_dir, root,
-                                     args.timeout, not args.no_reference_spec)
+            if args.diagnose:
+                summary, rows = diagnose(kind, data_dir, args.researches, args.seed)
+            else:
+                summary, rows = run_kind(kind, args.researches, args.seed, data_dir, root,
+                                         args.timeout, not args.no_reference_spec)
             summary["reference"] = reference(kind, data_dir)
             result[kind] = summary
             every.extend(rows)
@@ -509,7 +709,8 @@ def main() -> int:
         args.details.write_text(json.dumps(every, indent=1, default=str) + "\n")
         _log(f"details of {len(every)} researches in {args.details}")
     folds = os.environ.get("RESEARCH_WALK_FORWARD_FOLDS", "default")
-    text = (render(result, every)
+    rendered = render_diagnosis(result, every) if args.diagnose else render(result, every)
+    text = (rendered
             + f"\n(walk-forward folds: {folds}; load {os.getloadavg()[0]:.1f})\n")
     (sys.stderr if args.json else sys.stdout).write(text)
     sys.stdout.write(json.dumps(result, allow_nan=False, default=str) + "\n")
