@@ -24,7 +24,7 @@ def test_a_failing_research_fails_alone(instance, daemon):
     assert failed.status == "failed", describe(instance, ids)
     assert failed.phase == "training"
     assert failed.reason and "EURUSD/1h: 190 bars" in failed.reason, failed.reason
-    assert "train period" in failed.reason
+    assert "bars for the validation period" in failed.reason
     for research_id in others:
         assert statuses[research_id].status in ("completed", "rejected"), describe(instance, ids)
     # A user error is not retried: one run, no child.
