@@ -159,7 +159,9 @@ def summarize(stats_by_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, 
       (a dataset with 2 trades does not count as much as one with 200); NaN without trades.
     * ``Max. Drawdown [%]``: the worst (largest) dataset, a positive magnitude.
     * ``p-value``: the largest, and ``Probabilistic`` / ``Deflated Sharpe Ratio``: the smallest:
-      the least significant dataset speaks for the strategy (a mean of p-values is no p-value).
+      the least significant dataset (a mean of p-values is no p-value). A backtest report
+      replaces these three with those of the datasets pooled into one portfolio
+      (``significance.pooled_significance``), which is what the backtest gate judges.
     * Every other key (``Return [%]``, ``Sharpe Ratio``, ``Sortino Ratio``, ``Calmar Ratio``,
       ``Profit Factor``, ``Buy & Hold Return [%]``, ``Exposure Time [%]``, and ``Excess Sharpe``,
       ``Buy & Hold Sharpe Ratio``, ``Excess Return [%]``...): the plain mean over

@@ -15,7 +15,7 @@ from research_assets.core.data import load_bars
 from research_assets.core.errors import TrainingError
 from research_assets.core.memory import ResearchMemory
 from research_assets.core.metrics import periods_per_year, summarize
-from research_assets.core.significance import benchmark_stats
+from research_assets.core.significance import PooledSeries, benchmark_stats, pooled_significance
 from research_assets.core.spec import StrategySpec
 from research_assets.core.splits import SplitConfig
 from research_assets.core.training import (
@@ -95,7 +95,9 @@ class BacktestReport:
 
     period: str
     stats: dict[str, dict[str, float]]  # dataset key -> statistics labelled with units
-    summary: dict[str, float]  # aggregate over datasets, what the backtest gate reads
+    # aggregate over datasets, what the backtest gate reads: metrics.summarize, with the
+    # significance figures of the datasets pooled into one portfolio (significance.py)
+    summary: dict[str, float]
     equity: dict[str, pd.Series] = field(default_factory=dict)
     bounds: dict[str, tuple[str, str]] = field(default_factory=dict)
     trials: Trials = field(default_factory=Trials)
@@ -157,7 +159,14 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
             sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
         )
         stats[key] = {**result.stats, **significance}
+    summary = summarize(stats)
+    if len(results) > 1:  # significance of the strategy as a whole, not of its weakest dataset
+        summary.update(pooled_significance(
+            [PooledSeries(window.index, r.equity.to_numpy(), window["close"].to_numpy(),
+                          r.positions.to_numpy()) for window, r in results.values()],
+            trials=trials.count, sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
+        ))
     return BacktestReport(
-        period, stats, summarize(stats), {k: r.equity for k, (_, r) in results.items()},
+        period, stats, summary, {k: r.equity for k, (_, r) in results.items()},
         {k: tuple(model.periods[k][period]) for k in results}, trials, folds,
     )

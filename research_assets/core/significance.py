@@ -34,12 +34,18 @@ a daily Sharpe of 0.1132, and the DSR is 0.9004:
 """
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
+from research_assets.core.metrics import periods_per_year
+
 __all__ = [
-    "SIGNIFICANCE_KEYS", "benchmark_stats", "deflated_sharpe_ratio", "expected_max_sharpe",
+    "POOLED_KEYS", "PooledSeries", "SIGNIFICANCE_KEYS", "benchmark_stats",
+    "deflated_sharpe_ratio", "expected_max_sharpe", "pooled_significance",
     "probabilistic_sharpe_ratio", "random_timing_p_value", "random_timing_sharpes",
     "sharpe_probability",
 ]
@@ -231,6 +237,90 @@ def benchmark_stats(
         "Deflated Sharpe Ratio": deflated_sharpe_ratio(strategy, trials, per_bar_variance),
         "p-value": random_timing_p_value(positions[1:], market, nulls, seed),
     }
+
+
+POOLED_KEYS = ("Probabilistic Sharpe Ratio", "Deflated Sharpe Ratio", "p-value")
+_NULL_CHUNK = 100  # random timings drawn at once for a pool: bounds memory on long series
+
+
+@dataclass(frozen=True)
+class PooledSeries:
+    """One dataset's part of a pooled test: its bars' timestamps, the strategy's equity and the
+    asset's closes at them, and the position held during each bar."""
+
+    index: pd.DatetimeIndex
+    equity: np.ndarray
+    close: np.ndarray
+    positions: np.ndarray
+
+
+def pooled_significance(
+    parts: Sequence[PooledSeries],
+    *,
+    trials: int = 1,
+    sharpe_variance: float = 0.0,
+    nulls: int = DEFAULT_NULLS,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The :data:`POOLED_KEYS` of a strategy traded on several datasets at once, as one
+    portfolio with an equal share of capital in each: its return at a timestamp is the mean of
+    the datasets' bar returns there (0 for a dataset without a bar then).
+
+    A strategy that learnt something real on every dataset is more significant pooled than on
+    any one of them (more returns, the same edge), while unrelated noise averages out: judging
+    it by its least significant dataset would ask each dataset alone to carry the proof. The
+    p-value's random timings shift each dataset's positions by its own random number of bars
+    (as :func:`random_timing_sharpes` does for one), and the pooled Sharpe ratio of those
+    shifted strategies is the null. ``sharpe_variance`` is in annualised units, converted with
+    the pooled timestamps' bars per year. One dataset gives its own figures.
+    """
+    if not parts:
+        return dict.fromkeys(POOLED_KEYS, math.nan)
+    union = parts[0].index[1:]
+    for part in parts[1:]:
+        union = union.union(part.index[1:])
+    columns = [union.get_indexer(part.index[1:]) for part in parts]
+    strategy = np.zeros(len(union))
+    gross = np.zeros(len(union))
+    market = [_bar_returns(np.asarray(p.close, dtype=np.float64)) for p in parts]
+    held = [np.asarray(p.positions, dtype=np.float64)[1:] for p in parts]
+    for part, cols, returns, positions in zip(parts, columns, market, held, strict=True):
+        strategy[cols] += _bar_returns(np.asarray(part.equity, dtype=np.float64)) / len(parts)
+        gross[cols] += positions * returns / len(parts)
+    per_year = periods_per_year(union) if len(union) >= 2 else math.nan
+    per_bar_variance = sharpe_variance / per_year if per_year > 0 else math.nan
+    return {
+        "Probabilistic Sharpe Ratio": probabilistic_sharpe_ratio(strategy),
+        "Deflated Sharpe Ratio": deflated_sharpe_ratio(strategy, trials, per_bar_variance),
+        "p-value": _pooled_p_value(gross, held, market, columns, len(union), nulls, seed),
+    }
+
+
+def _pooled_p_value(gross: np.ndarray, held: list[np.ndarray], market: list[np.ndarray],
+                    columns: list[np.ndarray], n: int, nulls: int, seed: int) -> float:
+    observed = _per_bar_sharpe(gross)
+    if n < 3 or not math.isfinite(observed) or not any(np.any(p) for p in held):
+        return math.nan
+    rng = np.random.default_rng(seed)
+    shifts = [rng.choice(np.arange(1, len(p)), size=nulls, replace=nulls > len(p) - 1)
+              if len(p) >= 2 else np.zeros(nulls, dtype=np.int64) for p in held]
+    sharpes = []
+    for start in range(0, nulls, _NULL_CHUNK):
+        block = slice(start, min(start + _NULL_CHUNK, nulls))
+        pooled = np.zeros((block.stop - block.start, n))
+        for positions, returns, cols, k in zip(held, market, columns, shifts, strict=True):
+            rolled = (np.arange(len(positions))[None, :] - k[block, None]) % len(positions)
+            pooled[:, cols] += positions[rolled] * returns[None, :] / len(held)
+        mean = pooled.mean(axis=1)
+        std = pooled.std(axis=1, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sharpes.append(np.where(std > 1e-12, mean / std, np.nan))
+    values = np.concatenate(sharpes)
+    valid = values[np.isfinite(values)]
+    if len(valid) == 0:
+        return math.nan
+    at_least = int(np.count_nonzero(valid >= observed - 1e-9 * max(1.0, abs(observed))))
+    return (at_least + 1) / (len(valid) + 1)
 
 
 def _bar_returns(values: np.ndarray) -> np.ndarray:

@@ -193,3 +193,60 @@ def test_summary_excess_sharpe_is_averaged_as_the_sharpe_ratio_is():
     assert s["Excess Sharpe"] == pytest.approx((1.0 - 1.0 + 0.6) / 3)
     assert s["Excess Sharpe"] == pytest.approx(s["Sharpe Ratio"] - (0.2 + 0.5 + 0.3) / 3)
     assert math.isnan(summarize({"A": {"Excess Sharpe": math.nan}})["Excess Sharpe"])
+
+
+# -- several datasets pooled into one portfolio ------------------------------------------------
+
+
+def _series(seed: int, n: int = 1500, edge: float = 0.0, freq: str = "B",
+            start: str = "2015-01-01") -> significance.PooledSeries:
+    """A random walk and a strategy whose positions foresee the next move with ``edge``."""
+    rng = np.random.default_rng(seed)
+    moves = rng.normal(0.0, 0.01, n)
+    close = 100.0 * np.cumprod(1.0 + moves)
+    right = rng.random(n) < 0.5 + edge  # the position held during bar t, right or wrong
+    positions = np.where(right, np.sign(moves), -np.sign(moves))
+    positions[0] = 0.0
+    equity = 1000.0 * np.cumprod(1.0 + np.r_[0.0, positions[1:] * moves[1:]])
+    index = pd.date_range(start, periods=n, freq=freq, tz="UTC")
+    return significance.PooledSeries(index, equity, close, positions)
+
+
+def test_one_dataset_pooled_is_that_dataset():
+    part = _series(1, edge=0.03)
+    alone = benchmark_stats(part.equity, part.close, part.positions,
+                            metrics.periods_per_year(part.index[1:]), trials=5,
+                            sharpe_variance=0.4, seed=3)
+    pooled = significance.pooled_significance([part], trials=5, sharpe_variance=0.4, seed=3)
+    for key in significance.POOLED_KEYS:
+        assert pooled[key] == pytest.approx(alone[key], rel=1e-9), key
+
+
+def test_a_weak_edge_on_every_dataset_is_more_significant_pooled():
+    """Four datasets with the same small edge: no single one is convincing, together they are;
+    four without an edge stay insignificant."""
+    edge = [_series(seed, edge=0.03) for seed in range(4)]
+    each = [significance.pooled_significance([p], seed=1) for p in edge]
+    pooled = significance.pooled_significance(edge, seed=1)
+    assert pooled["p-value"] < min(e["p-value"] for e in each)
+    assert pooled["Probabilistic Sharpe Ratio"] > max(e["Probabilistic Sharpe Ratio"]
+                                                      for e in each)
+    assert pooled["p-value"] <= 0.01 and pooled["Probabilistic Sharpe Ratio"] >= 0.99
+    noise = significance.pooled_significance([_series(10 + s) for s in range(4)], seed=1)
+    assert noise["p-value"] > 0.05 and noise["Probabilistic Sharpe Ratio"] < 0.95
+
+
+def test_pooling_aligns_datasets_of_other_calendars_and_is_seeded():
+    daily = _series(5, n=800, edge=0.05)
+    hourly = _series(6, n=3000, edge=0.05, freq="h", start="2016-06-01")
+    first = significance.pooled_significance([daily, hourly], trials=10, sharpe_variance=0.5,
+                                             seed=4)
+    assert all(math.isfinite(v) for v in first.values())
+    assert significance.pooled_significance([daily, hourly], trials=10, sharpe_variance=0.5,
+                                            seed=4) == first
+    # deflation by many trials lowers the DSR below the PSR
+    assert first["Deflated Sharpe Ratio"] < first["Probabilistic Sharpe Ratio"]
+    flat = significance.PooledSeries(daily.index, np.full(800, 1000.0), daily.close,
+                                     np.zeros(800))
+    assert math.isnan(significance.pooled_significance([flat, flat])["p-value"])
+    assert all(math.isnan(v) for v in significance.pooled_significance([]).values())
