@@ -40,8 +40,16 @@ reason a research is rejected and designers steer by it: at least ``min_trades``
 Sharpe checks, an ``Excess Sharpe`` over buy & hold strictly above ``min_excess_sharpe``
 (``no_edge_over_benchmark``), a random-timing ``p-value`` of at most ``max_p_value``
 (``no_edge_over_random``), and a ``Deflated Sharpe Ratio`` of at least ``min_deflated_sharpe``
-(``not_significant``). The summary's p-value is the largest and its Deflated Sharpe the smallest
-over the datasets: every dataset must be significant.
+(``not_significant``). The p-value and the Deflated Sharpe are those of the spec's datasets
+pooled into one equal-weight portfolio (``significance.pooled_significance``).
+
+The seeds' win-rate check stays, with its variable, but is off by default (``0``; the seeds'
+0.45): the share of winning trades measures the shape of a strategy's trades, not its skill. A
+trend follower loses small and often and wins big and rarely: on the planted-trend data every
+variant of a spec that trades the trend (out-of-sample Sharpe about 2, p-value 0.01-0.02) won
+30-41% of its trades, and the designer's specs that learnt the trend were rejected by it 9 times
+in 15, while the designer's specs on random walks won 37-50% of theirs
+(``benchmarks/research_quality.py --diagnose``). Skill is what the other checks judge.
 
 >>> t = GateThresholds()
 >>> r = evaluate_training_gate({"test_accuracy": 0.52, "test_loss": 0.67, "loss_decrease": 0.03,
@@ -57,7 +65,6 @@ over the datasets: every dataset must be significant.
 'too_few_trades'
 >>> print(r.description().replace("; ", "\\n"))
 trades 12 < 30 (too_few_trades)
-win rate 0.42 < 0.45 (win_rate_too_low)
 excess Sharpe -0.2 <= 0 (no_edge_over_benchmark)
 p-value 0.31 > 0.05 (no_edge_over_random)
 Deflated Sharpe 0.61 < 0.95 (not_significant)
@@ -128,7 +135,7 @@ class GateThresholds:
     min_accuracy: float = 0.0
     max_loss: float = 10.0
     min_loss_decrease: float = -1.0
-    min_win_rate: float = 0.45
+    min_win_rate: float = 0.0  # off: see the module docstring; the seeds' 0.45
     max_drawdown: float = 0.4
     min_sharpe: float = -0.5
     min_accuracy_lift: float = 0.005
