@@ -84,3 +84,7 @@ class LocalDaemon:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        # Its last heartbeats stay fresh for HEARTBEAT_FRESH_S: the next `research run` on this
+        # instance would take them for a live daemon, start none, and wait for ever. (A daemon
+        # that does serve the instance writes its next heartbeat within seconds.)
+        self.instance.wipe_daemon_heartbeats()
