@@ -2,7 +2,9 @@
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from research_assets.core import design_steering
@@ -18,6 +20,8 @@ from research_assets.core.designer import (
     _set_span,
     asset_class,
     bar_sigma,
+    dataset_sigma,
+    macd_line_scale,
 )
 from research_assets.core.errors import DataError
 from research_assets.core.memory import ResearchMemory, ResearchRecord
@@ -207,6 +211,176 @@ def test_fx_designs_get_fx_costs():
             assert spec.backtest.commission < 0.001
             return
     pytest.fail("no EURUSD design in 100 seeds")
+
+
+# -- volatility measured from the data ---------------------------------------------------------
+
+
+def _write(directory, kind: str, sigma: float, symbols=("AAPL",), seed: int = 0) -> list:
+    """Synthetic daily bars of per-bar volatility ``sigma`` under ``symbols``; their datasets."""
+    from research_assets.core.data import list_datasets
+    from research_assets.core.synthetic import SyntheticMarket, write_market_data
+
+    write_market_data(directory, kind, seed, symbols=symbols,
+                      market=SyntheticMarket(bars=2000, sigma=sigma))
+    return list_datasets(directory)
+
+
+def _multiplier(spec: StrategySpec, sigma: float) -> float:
+    return spec.training.labels.threshold / (sigma * math.sqrt(spec.label_horizon))
+
+
+def test_volatility_is_measured_from_the_bars_not_guessed_from_the_name(tmp_path):
+    # "AAPL" and "IBM" look like stocks (2% a day); these bars move 0.5% a day
+    datasets = _write(tmp_path, "noise", 0.005, symbols=("AAPL", "IBM"))
+    assert bar_sigma(["AAPL"], "1d") == 0.02
+    for info in datasets:
+        assert dataset_sigma(info) == pytest.approx(0.005, rel=0.05)
+    thresholds = 0
+    for seed in range(60):
+        d = design(seed, datasets=datasets)
+        spec = d.spec
+        assert "measured on the bars before the lockbox" in d.rationale
+        labels = spec.training.labels
+        if labels.threshold:  # the multipliers of the table, of the measured sigma
+            thresholds += 1
+            table = (design_steering.ZIGZAG_M if labels.source == "zigzag"
+                     else design_steering.DEADZONE_D)
+            m = _multiplier(spec, 0.005)
+            assert min(abs(m - x) for x in table) < 0.08 * m, (labels, m)
+    assert thresholds >= 10
+
+
+def test_zigzag_labels_are_not_mostly_flat_on_any_market(tmp_path):
+    """With the volatility measured, unsteered zigzag labels leave flat a minority class on a
+    random walk, whatever its scale and name (a guess 1.3 times too large made most bars flat)."""
+    from research_assets.core.data import load_bars
+    from research_assets.core.labels import FLAT, make_labels
+
+    checked = 0
+    for sigma, symbol in ((0.004, "AAPL"), (0.03, "EURUSD")):
+        datasets = _write(tmp_path / symbol, "noise", sigma, symbols=(symbol,))
+        bars = load_bars(symbol, "1d", tmp_path / symbol)
+        for seed in range(60):
+            spec = design(seed, datasets=datasets).spec
+            if spec.training.labels.source != "zigzag":
+                continue
+            labels = make_labels(bars, spec.training.labels).dropna()
+            flat = float((labels == FLAT).mean())
+            assert flat < 0.5, (spec.training.labels, flat)
+            checked += 1
+    assert checked >= 10
+
+
+def test_volatility_never_reads_the_lockbox(tmp_path, monkeypatch):
+    from research_assets.core.data import list_datasets
+    from research_assets.core.synthetic import SyntheticMarket, synthetic_bars
+
+    bars = synthetic_bars("noise", 0, SyntheticMarket(bars=2000, sigma=0.01))
+    r = np.diff(np.log(bars["close"].to_numpy()), prepend=np.log(bars["close"].iloc[0]))
+    n_lock = round(len(bars) * 0.15)
+    r[-n_lock:] *= 10  # the newest 15% (the default lockbox) is ten times as volatile
+    close = np.exp(np.cumsum(r))
+    opens = np.concatenate([[close[0]], close[:-1]])
+    frame = bars.assign(open=opens, close=close, high=np.maximum(opens, close) * 1.001,
+                        low=np.minimum(opens, close) * 0.999)
+    frame.reset_index().to_parquet(tmp_path / "WILD_1d.parquet", index=False)
+    (info,) = list_datasets(tmp_path)
+    assert np.std(np.diff(np.log(close))) > 0.03  # over every bar, the lockbox dominates
+    assert dataset_sigma(info) == pytest.approx(0.01, rel=0.05)
+    monkeypatch.setenv("RESEARCH_LOCKBOX_FRACTION", "0.3")  # more held back: still calm
+    assert dataset_sigma(info) == pytest.approx(0.01, rel=0.05)
+    # a spec's date range: its own lockbox is the newest 15% of the bars in the range
+    monkeypatch.delenv("RESEARCH_LOCKBOX_FRACTION")
+    start, end = bars.index[0].date(), bars.index[int(len(bars) * 0.6)].date()
+    assert dataset_sigma(info, start, end) == pytest.approx(0.01, rel=0.05)
+
+
+def test_volatility_falls_back_to_the_name_when_the_bars_cannot_be_read(tmp_path):
+    datasets = _write(tmp_path, "noise", 0.005, symbols=("AAPL",))
+    (info,) = datasets
+    info.path.unlink()  # listed, then gone
+    assert dataset_sigma(info) is None
+    assert dataset_sigma(DS("AAPL", "1d")) is None  # no file at all
+    d = design(0, datasets=datasets)
+    assert "guessed from the symbols' names" in d.rationale
+    check_spec(d.spec, {("AAPL", "1d")})
+    # too few bars before the lockbox to measure: guessed too
+    (info,) = _write(tmp_path / "short", "noise", 0.005, symbols=("IBM",))
+    assert dataset_sigma(info, None, info.start.date() + timedelta(days=40)) is None
+    assert dataset_sigma(info) == pytest.approx(0.005, rel=0.05)
+
+
+def test_designs_on_the_real_data_are_fast_and_deterministic():
+    import time
+
+    from research_assets.core.data import list_datasets
+
+    datasets = list_datasets()
+    designer_mod._measured_sigma.cache_clear()
+    started = time.perf_counter()
+    first = design(7, datasets=datasets)
+    assert time.perf_counter() - started < 1.0  # every dataset measured, well under a second
+    assert design(7, datasets=datasets) == first
+    assert "measured on the bars before the lockbox" in first.rationale
+
+
+# -- MACD reads its line ------------------------------------------------------------------------
+
+
+def _macd_sets(spec: StrategySpec) -> list[tuple[str, str]]:
+    out = []
+    for set_id in spec.fuzzy_sets:
+        ind_id, _, output = spec.indicator_column(set_id).partition(".")
+        if spec.indicators[ind_id].type == "macd":
+            out.append((ind_id, output or "hist"))
+    return out
+
+
+def test_macd_inputs_read_the_line_never_the_histogram_alone():
+    found = []
+    for seed in range(200):
+        spec = design(seed).spec
+        found += _macd_sets(spec)
+    assert found and all(output == "macd" for _, output in found)
+
+
+def test_macd_line_scale_matches_the_line_on_a_random_walk():
+    from research_assets.core.indicators import compute_indicators
+    from research_assets.core.spec import IndicatorSpec
+    from research_assets.core.synthetic import synthetic_bars
+
+    bars = synthetic_bars("noise", 1, bars=20000)
+    sigma = float(np.std(np.diff(np.log(bars["close"].to_numpy()))))
+    for fast, slow in ((8, 17), (12, 26), (5, 35)):
+        ind = IndicatorSpec.model_validate(
+            {"type": "macd", "fast_period": fast, "slow_period": slow, "signal_period": 9})
+        line = compute_indicators(bars, {"m": ind})["m.macd"].dropna()
+        assert float(line.std()) / sigma == pytest.approx(macd_line_scale(fast, slow), rel=0.15)
+
+
+def test_period_mutation_rescales_the_macd_line_sets():
+    import random
+
+    data = EXAMPLE.to_dict()
+    data["indicators"] = {"macd_12_26_9": {"type": "macd", "fast_period": 12, "slow_period": 26,
+                                           "signal_period": 9}}
+    data["fuzzy_sets"] = {"macd_12_26_9_macd": {
+        "indicator": "macd_12_26_9.macd",
+        "low": {"type": "triangular", "parameters": [-0.02, -0.02, 0]},
+        "high": {"type": "triangular", "parameters": [0, 0.02, 0.02]},
+    }}
+    data["nn_inputs"] = [{"fuzzy_set": "macd_12_26_9_macd"}]
+    ctx = designer_mod._Context(
+        random.Random(1), {"1h": ["EURUSD"]}, design_steering.Steer(), designer_mod._Brief()
+    )
+    assert designer_mod._mutate_period(data, ctx)
+    ((new_id, params),) = data["indicators"].items()
+    ((set_id, fs),) = data["fuzzy_sets"].items()
+    expected = 0.02 * macd_line_scale(params["fast_period"], params["slow_period"]) / (
+        macd_line_scale(12, 26))
+    assert fs["high"]["parameters"][1] == pytest.approx(expected, rel=1e-3)
+    StrategySpec.from_dict(data)
 
 
 # -- novelty -----------------------------------------------------------------------------------
@@ -511,7 +685,7 @@ def test_too_few_trades_asks_for_shorter_horizons_and_smaller_thresholds():
         labels = spec.training.labels
         if labels.source == "forward_return":
             assert labels.threshold == 0  # no dead zone: never flat, so never out of a trade
-        else:  # zigzag thresholds of 0.4-0.6 sigmas, where unsteered ones are 0.6-1.0
+        else:  # zigzag thresholds of 0.35-0.5 sigmas, where unsteered ones are 0.5-0.8
             assert _threshold_in_sigmas(spec) < 0.65
     steer = design_steering.Steer.from_memory(_rejections("too_few_trades"))
     assert steer.more_trades and steer.label_mode == "more_trades"
@@ -669,8 +843,11 @@ def test_explores_confidence_thresholds_suited_to_the_labels():
     with_threshold = [s for s in specs if _threshold(s) is not None]
     assert 0.3 < len(with_threshold) / len(specs) < 0.7  # about half
     for spec in with_threshold:
-        table = design_steering.CONFIDENCE[2 if _two_class(spec) else 3]
+        classes = 2 if _two_class(spec) else 3
+        table = design_steering.CONFIDENCE[classes]
         assert _threshold(spec) in table  # above 1/2 for two classes, 1/3 for three
+        # close to a coin flip: higher thresholds left models with a real edge without a trade
+        assert 1 / classes < _threshold(spec) <= (0.55 if classes == 2 else 0.5)
     assert {2, 3} == {2 if _two_class(s) else 3 for s in with_threshold}
     d = design(0)
     assert ("positions only where the most probable class" in d.rationale
