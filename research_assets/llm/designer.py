@@ -194,9 +194,9 @@ def catalogue_text() -> str:
 
 
 def gates_text(t: GateThresholds | None = None) -> str:
-    """What each gate requires, with the reason each check gives when it fails (the default
-    thresholds unless ``t`` is given)."""
-    t = t or GateThresholds()
+    """What each gate requires, with the reason each check gives when it fails (the thresholds
+    of the ``GATE_*`` variables, as the gates read them, unless ``t`` is given)."""
+    t = t or GateThresholds.from_env()
     return (
         f"- training gate: the model must predict its labels better than their frequencies: "
         f"accuracy lift over always predicting the training labels' majority class at least "
@@ -205,8 +205,10 @@ def gates_text(t: GateThresholds | None = None) -> str:
         f"(accuracy_below_threshold, loss_too_high, insufficient_loss_decrease) apply only where "
         f"a deployment sets them.\n"
         f"- backtest gate, on the out-of-sample period pooled over the spec's datasets, in this "
-        f"order: at least {t.min_trades:g} trades (too_few_trades); win rate at least "
-        f"{t.min_win_rate:g} (win_rate_too_low); max drawdown at most {t.max_drawdown:g} "
+        f"order: at least {t.min_trades:g} trades (too_few_trades); "
+        + (f"win rate at least {t.min_win_rate:g} (win_rate_too_low); " if t.min_win_rate > 0
+           else "")  # off by default: a trend follower wins fewer than half its trades
+        + f"max drawdown at most {t.max_drawdown:g} "
         f"(drawdown_too_high); Sharpe at least {t.min_sharpe:g} (sharpe_too_low); Sharpe above "
         f"buy & hold's on the same bars by more than {t.min_excess_sharpe:g} "
         f"(no_edge_over_benchmark); p-value against random timing of the same positions at most "
