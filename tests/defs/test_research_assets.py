@@ -5,7 +5,7 @@ import pytest
 
 from research_assets.definitions import defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import load_memory, load_statuses, record_request
+from research_assets.defs.records import latest_metadata, load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
 from tests.gate_support import OPEN_GATES
 from tests.lockbox_support import (
@@ -53,6 +53,19 @@ def test_research_passes_both_gates_and_completes(instance, small_spec):
     assert set(status.lockbox) == {"EURUSD/1h"}
     assert "Sharpe Ratio" in status.backtest["EURUSD/1h"]
     assert status.verdict in ("promising", "neutral", "poor")
+
+    # the walk-forward folds, in the UI: a table per fold on both assets, boundaries on the plot
+    model_md = latest_metadata(instance, "trained_model", "r-pass")
+    report_md = latest_metadata(instance, "backtest_report", "r-pass")
+    model_folds = [r.data for r in model_md["folds"].records]
+    report_folds = [r.data for r in report_md["folds"].records]
+    assert [row["fold"] for row in model_folds] == [1, 2, 3, 4]
+    assert {"accuracy_lift", "label_entropy", "test_samples"} <= set(model_folds[0])
+    assert [(row["dataset"], row["fold"]) for row in report_folds] == [
+        ("EURUSD/1h", k) for k in (1, 2, 3, 4)]
+    assert report_folds[0]["start"] == report_md["bounds"]["EURUSD/1h"][0]
+    assert len(model_md["fold_periods"]["walk_forward"]["EURUSD/1h"]) == 4
+    assert report_md["equity_curve"].startswith("![backtest equity curve](data:image/png")
 
 
 def test_failing_training_gate_rejects_and_stops_downstream(instance, small_spec):
