@@ -19,9 +19,9 @@ Three kinds of series, each a set of OHLCV bars in the layout of the bundled dat
   seeds: :func:`planted_rule_check`), so a lab that corrects for dozens of trials can still
   detect it. The oracle (the true regime, known a bar late) reaches about 3.9.
 
-Defaults are scaled like a daily stock (2% daily volatility, business days, ~261 bars a year),
-which is what the offline designer assumes for a symbol it does not recognise, so its label
-thresholds and fuzzy sets fit these series as they fit the bundled stocks.
+Defaults are scaled like a daily stock (1.5% daily volatility, business days, ~261 bars a year).
+The designers measure a dataset's volatility from its bars, so their label thresholds and fuzzy
+sets fit these series as they fit the bundled stocks.
 
 Prices: ``close`` is ``start_price * exp(cumsum(returns))``; each bar opens at the previous
 close (the backtest fills a signal at the next open, so it trades at the close the signal saw);

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from research_assets.core.designer import Design, DesignRequest, asset_class, bar_sigma
+from research_assets.core.designer import (
+    Design,
+    DesignRequest,
+    asset_class,
+    bar_sigma,
+    dataset_sigma,
+)
 from research_assets.core.designer import _costs as market_costs
 from research_assets.core.errors import DataError, SpecError
 from research_assets.core.gates import GateThresholds
@@ -108,7 +114,8 @@ def dataset_rows(datasets: Sequence["DatasetInfo"]) -> list[dict[str, Any]]:
             "rows": ds.rows,
             "start": _day(ds.start),
             "end": _day(ds.end),
-            "bar_sigma": _sig(bar_sigma([ds.symbol], ds.timeframe)),
+            # measured on the bars before the lockbox; guessed from the name if unreadable
+            "bar_sigma": _sig(dataset_sigma(ds) or bar_sigma([ds.symbol], ds.timeframe)),
         }
         for ds in sorted(datasets, key=lambda d: (d.symbol, d.timeframe))
     ]

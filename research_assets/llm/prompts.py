@@ -62,8 +62,9 @@ fractions of the close, so size them with the symbol's bar_sigma.
 - training.labels: {{"source": "zigzag", "threshold": fraction 0-0.5, "lookahead": bars 1-500}} \
 (next move of at least threshold within lookahead bars) or {{"source": "forward_return", \
 "horizon": bars 1-500, "threshold": 0-0.5}} (sign of the return over horizon bars, flat inside \
-+-threshold). A sensible zigzag threshold is about 0.6-1.6 x bar_sigma x sqrt(lookahead); \
-larger thresholds make easier, rarer labels. training also takes epochs (1-1000, 20-60 is \
++-threshold). A sensible zigzag threshold is about 0.5-0.8 x bar_sigma x sqrt(lookahead); \
+from about 1.0 x up, flat becomes the majority class (use that only to want a flat class). \
+training also takes epochs (1-1000, 20-60 is \
 usual), learning_rate, batch_size, early_stopping {{"enabled", "patience", "min_delta"}}, seed.
 - decisions (optional): {{"confidence_threshold": 0-0.99}}: no position where the most \
 probable class is less probable than this (left out: always the most probable class). Two-class \
