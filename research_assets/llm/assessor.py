@@ -114,4 +114,12 @@ class ClaudeAssessor:
                 "Claude's verdict %s differs from the rule-based %s for %s",
                 assessment.verdict, reference.verdict, spec.name,
             )
+        if assessment.verdict == "promising" and reference.verdict != "promising":
+            # "promising" promises significance and an edge over buy & hold (the rules in
+            # core/assessor.py): Claude may word the assessment, not lower that bar.
+            assessment = assessment.model_copy(update={
+                "verdict": reference.verdict,
+                "summary": (f"Not promising by the rules ({reference.summary}) "
+                            f"Claude's view: {assessment.summary}")[:rules.MAX_SUMMARY_CHARS],
+            })
         return assessment, usage.to_dict()

@@ -102,3 +102,16 @@ def test_the_rule_based_reference_follows_the_new_rules(fake: FakeAnthropic, set
     assert "rule-based assessor's verdict, for reference: neutral: not promising yet: " in prompt
     assert "Sharpe 1.50 vs buy & hold 1.70 (excess -0.20) is not above buy & hold" in prompt
     assert "deflated by): not recorded." in prompt
+
+
+def test_claude_cannot_call_promising_what_the_rules_do_not(fake: FakeAnthropic, settings):
+    """ "promising" promises significance and an edge over buy & hold: a promising verdict from
+    Claude on figures that have neither becomes the rules' verdict, with Claude's words kept."""
+    riding = {**SUMMARY, "Buy & Hold Sharpe Ratio": 1.7, "Excess Sharpe": -0.2,
+              "Deflated Sharpe Ratio": 0.6}
+    fake.push(message(tool_use("save_assessment", GOOD)))
+    assessment, _ = assess(settings, riding)
+    assert assessment.verdict == "neutral"
+    assert assessment.summary.startswith("Not promising by the rules (")
+    assert GOOD["summary"] in assessment.summary
+    assert assessment.strengths == GOOD["strengths"]
