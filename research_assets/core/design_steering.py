@@ -89,7 +89,7 @@ DEADZONE_D_STAND_ASIDE = (0.25, 0.5)
 # construction; with three, above 1/3. Half of unsteered designs take the most probable class.
 # The values stay close to a coin flip: a model that learnt something real (an accuracy lift of
 # 0.05-0.1 over the majority class) rarely gives a class much more than the labels' frequency,
-# the less so once its probabilities are calibrated on the validation window, and 0.6-0.65 left
+# and 0.6-0.65 left
 # such models without a trade on two- and three-class labels alike (research_quality.py
 # --diagnose).
 CONFIDENCE = {2: (0.51, 0.53, 0.55), 3: (0.4, 0.45, 0.5)}

@@ -57,8 +57,7 @@ How the offline designer works:
   labels, barely above a coin flip, and 0.4-0.5 for three), drawn from a stream of their own so
   every other choice of a seed is as it was before; a mutation adds, changes or removes it, as
   steering asks. Higher thresholds left models with a real accuracy lift without a single trade:
-  a model's probabilities, calibrated on the validation window, are rarely far from the labels'
-  frequencies.
+  a model's probabilities are rarely far from the labels' frequencies.
 - **Brief keywords.** A brief can name symbols (``BTCUSD``, ``bitcoin``...), timeframes
   (``1h``, ``daily``...), indicators (``rsi``, ``bollinger``...) and a style (``trend``,
   ``mean reversion``, ``volatility``). Named symbols, timeframes and indicators are used when

@@ -12,7 +12,7 @@ import pandas as pd
 
 from research_assets.core.backtest import BacktestResult, run_backtest
 from research_assets.core.data import load_bars
-from research_assets.core.errors import TrainingError
+from research_assets.core.errors import DataError, TrainingError
 from research_assets.core.memory import ResearchMemory
 from research_assets.core.metrics import periods_per_year, summarize
 from research_assets.core.significance import PooledSeries, benchmark_stats, pooled_significance
@@ -34,7 +34,9 @@ FOLD_STATS = ("Return [%]", "Buy & Hold Return [%]", "Sharpe Ratio", "# Trades",
 
 
 def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str, pd.DataFrame]:
-    """The bars of every symbol and timeframe of a spec, limited to its date range."""
+    """The bars of every symbol and timeframe of a spec, limited to its date range and, for
+    several datasets, to the dates they all cover: their periods are then cut at the same
+    moments (``splits.split_datasets``), so none is trained on dates another is tested on."""
     dr = spec.training_data.date_range
     out = {}
     for key in spec.dataset_keys():
@@ -43,6 +45,17 @@ def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str
             symbol, timeframe, data_dir,
             start=dr.start if dr else None, end=dr.end if dr else None,
         )
+    if len(out) > 1:
+        first = max(bars.index[0] for bars in out.values())
+        last = min(bars.index[-1] for bars in out.values())
+        if first >= last:
+            spans = ", ".join(f"{k} {b.index[0]:%Y-%m-%d} to {b.index[-1]:%Y-%m-%d}"
+                              for k, b in out.items())
+            raise DataError(
+                f"the spec's datasets cover no common dates ({spans}); research datasets "
+                "that overlap in time together, or each alone"
+            )
+        out = {key: bars.loc[first:last] for key, bars in out.items()}
     return out
 
 

@@ -222,3 +222,59 @@ def split_periods(n_bars: int, horizon: int, config: SplitConfig) -> Periods:
         if size < minimum:
             raise _too_few(n_bars, horizon, what, size, minimum)
     return Periods(folds, final)
+
+
+def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
+                   config: SplitConfig) -> dict[str, Periods]:
+    """The periods of each of a spec's datasets (key -> its bars' timestamps), cut at the same
+    moments in time, so that no dataset's model trains on the dates another dataset is tested
+    or locked away on (their prices move together).
+
+    One dataset is split by :func:`split_periods`. Several are split on the union of their
+    timestamps, and each dataset's periods are the bars between the same cut timestamps, with
+    its own gap of ``horizon`` of its bars before each validation and test slice, and before
+    the lockbox. The datasets are expected to cover the same dates (``pipeline.load_spec_bars``
+    clips them to the dates they all cover).
+    """
+    if len(indexes) == 1:
+        [(key, index)] = indexes.items()
+        return {key: split_periods(len(index), horizon, config)}
+    union = pd.Index([])
+    for index in indexes.values():
+        union = union.union(pd.Index(index))
+    try:
+        common = split_periods(len(union), horizon, config)
+    except TrainingError as e:
+        raise TrainingError(f"{', '.join(indexes)} together: {e}") from None
+    out = {}
+    for key, index in indexes.items():
+        index = pd.Index(index)
+
+        def at(j: int, index: pd.Index = index) -> int:
+            """The dataset's first bar at or after the union's bar ``j``."""
+            return len(index) if j >= len(union) else int(index.searchsorted(union[j]))
+
+        lock_start = at(common.lockbox.start)
+
+        def fold(f: Fold, end: int, index: pd.Index = index, at=at) -> Fold:
+            start, val_start = at(f.test.start), at(f.validation.start)
+            validation = slice(val_start, max(start - horizon, val_start))
+            return Fold(slice(0, max(val_start - horizon, 0)), validation, slice(start, end))
+
+        folds = [fold(f, at(f.test.stop)) for f in common.folds]
+        last = folds[-1]
+        folds[-1] = Fold(last.train, last.validation,
+                         slice(last.test.start, min(last.test.stop, lock_start - horizon)))
+        periods = Periods(tuple(folds), fold(common.final, len(index)))
+        for name, part in (("backtest period", periods.backtest), ("lockbox", periods.lockbox),
+                           *((f"validation of fold {k + 1}", f.validation)
+                             for k, f in enumerate(periods.folds)),
+                           ("final model's validation", periods.final.validation)):
+            if part.stop - part.start < 2:
+                raise TrainingError(
+                    f"{key}: its bars leave {max(part.stop - part.start, 0)} for the {name} "
+                    f"when split at the same dates as the spec's other datasets; research it "
+                    f"with datasets of the same timeframe, or alone"
+                )
+        out[key] = periods
+    return out

@@ -55,7 +55,13 @@ from research_assets.core.features import fuzzy_features
 from research_assets.core.indicators import compute_indicators
 from research_assets.core.labels import CLASS_NAMES, DOWN, FLAT, UP, make_labels
 from research_assets.core.spec import StrategySpec
-from research_assets.core.splits import Fold, Periods, SplitConfig, split_periods
+from research_assets.core.splits import (
+    Fold,
+    Periods,
+    SplitConfig,
+    split_datasets,
+    split_periods,
+)
 
 N_CLASSES = 3
 MIN_TRAIN_SAMPLES = 200
@@ -315,15 +321,18 @@ def _prepare(
     spec: StrategySpec, bars_by_dataset: Mapping[str, pd.DataFrame], split: SplitConfig
 ) -> dict[str, _Dataset]:
     columns = spec_feature_columns(spec)
+    try:
+        periods = split_datasets({key: bars.index for key, bars in bars_by_dataset.items()},
+                                 spec.label_horizon, split)
+    except TrainingError as e:
+        if len(bars_by_dataset) > 1 or str(e).startswith(tuple(bars_by_dataset)):
+            raise
+        raise TrainingError(f"{next(iter(bars_by_dataset))}: {e}") from None
     out = {}
     for key, bars in bars_by_dataset.items():
-        try:
-            periods = split_periods(len(bars), spec.label_horizon, split)
-        except TrainingError as e:
-            raise TrainingError(f"{key}: {e}") from None
         X_df, y_s = build_features(spec, bars)
         out[key] = _Dataset(X_df[columns].to_numpy(dtype=np.float64),
-                            y_s.to_numpy(dtype=np.float64), periods)
+                            y_s.to_numpy(dtype=np.float64), periods[key])
     return out
 
 

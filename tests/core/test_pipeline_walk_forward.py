@@ -7,6 +7,7 @@ import pytest
 
 from research_assets.core import pipeline
 from research_assets.core.backtest import run_backtest
+from research_assets.core.errors import DataError
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.core.splits import SplitConfig
 from research_assets.core.training import predict_positions, walk_forward_positions
@@ -79,3 +80,21 @@ def test_one_fold_backtests_one_split(model):
     assert report.bounds[KEY] == one.fold_periods[KEY][0]["test"]
     # four folds test on more bars than one: the out-of-sample period grew
     assert model.metrics.test_samples > one.metrics.test_samples
+
+
+def test_a_specs_datasets_are_researched_over_the_dates_they_all_cover():
+    data = quick_spec().to_dict()
+    data["training_data"] = {"symbols": ["AAPL", "GOOG"], "timeframes": ["1d"]}
+    bars = pipeline.load_spec_bars(StrategySpec.from_dict(data))
+    aapl, goog = bars["AAPL/1d"], bars["GOOG/1d"]
+    assert aapl.index[0] == goog.index[0] and aapl.index[-1] == goog.index[-1]
+    model = pipeline.train(StrategySpec.from_dict(data), split=SplitConfig(folds=4))
+    assert model.periods["AAPL/1d"] == model.periods["GOOG/1d"]  # one calendar of cuts
+    assert model.fold_periods["AAPL/1d"] == model.fold_periods["GOOG/1d"]
+
+
+def test_datasets_without_common_dates_are_refused_with_their_spans():
+    data = quick_spec().to_dict()
+    data["training_data"] = {"symbols": ["AAPL", "BTCUSD"], "timeframes": ["1d"]}
+    with pytest.raises(DataError, match=r"cover no common dates \(AAPL/1d 2000-.*BTCUSD/1d 201"):
+        pipeline.load_spec_bars(StrategySpec.from_dict(data))

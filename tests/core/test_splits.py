@@ -9,7 +9,13 @@ import pytest
 from research_assets.core.errors import ConfigError, TrainingError
 from research_assets.core.labels import make_labels
 from research_assets.core.spec import ZigzagLabels
-from research_assets.core.splits import PERIODS, Periods, SplitConfig, split_periods
+from research_assets.core.splits import (
+    PERIODS,
+    Periods,
+    SplitConfig,
+    split_datasets,
+    split_periods,
+)
 
 
 def check_layout(p: Periods, n: int, horizon: int, folds: int) -> None:
@@ -142,3 +148,45 @@ def test_direct_construction_is_checked():
         SplitConfig(validation=0.3, backtest=0.3, lockbox=0.2)
     with pytest.raises(ConfigError, match="walk-forward folds"):
         SplitConfig(folds=0)
+
+
+def _index(start: str, periods: int, freq: str) -> pd.DatetimeIndex:
+    return pd.date_range(start, periods=periods, freq=freq, tz="UTC")
+
+
+def test_one_dataset_is_split_as_alone():
+    idx = _index("2020-01-01", 3000, "h")
+    assert split_datasets({"A/1h": idx}, 12, SplitConfig()) == {
+        "A/1h": split_periods(3000, 12, SplitConfig())}
+
+
+@pytest.mark.parametrize("folds", [1, 4])
+@pytest.mark.parametrize("second", [("2020-01-01", 3000, "h"), ("2020-01-03", 2900, "h"),
+                                    ("2020-01-01", 125, "D")])
+def test_datasets_are_cut_at_the_same_moments(folds, second):
+    """No dataset's training or validation label reaches a moment any dataset of the spec is
+    tested or locked away on: they share one calendar of cuts, each with its own purge gap."""
+    horizon = 5
+    indexes = {"A/1h": _index("2020-01-01", 3000, "h"), "B": _index(*second)}
+    periods = split_datasets(indexes, horizon, SplitConfig(folds=folds))
+    for k in range(folds):
+        test_start = min(indexes[key][p.folds[k].test.start] for key, p in periods.items())
+        for key, p in periods.items():
+            f, idx = p.folds[k], indexes[key]
+            last_seen = max(f.train.stop, f.validation.stop) - 1 + horizon  # its label's end
+            assert idx[last_seen] < test_start, (k, key)
+    lock_start = min(indexes[key][p.lockbox.start] for key, p in periods.items())
+    for key, p in periods.items():
+        idx = indexes[key]
+        assert idx[p.final.validation.stop - 1 + horizon] < lock_start, key
+        assert idx[p.folds[-1].test.stop - 1 + horizon] < lock_start, key  # test labels too
+        assert p.lockbox.stop == len(idx)
+    # same-calendar datasets get identical cuts
+    if second[2] == "h" and second[0] == "2020-01-01":
+        assert periods["A/1h"] == periods["B"]
+
+
+def test_a_dataset_too_coarse_to_share_the_cuts_is_named():
+    indexes = {"A/1h": _index("2020-01-01", 3000, "h"), "B/1w": _index("2020-01-01", 18, "W")}
+    with pytest.raises(TrainingError, match="B/1w: its bars leave"):
+        split_datasets(indexes, 5, SplitConfig())

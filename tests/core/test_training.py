@@ -187,8 +187,8 @@ def test_without_early_stopping_all_epochs_run():
 
 
 def test_datasets_are_pooled(model):
-    both = train_model(make_spec(), {"EURUSD/1h": BARS, "GBPUSD/1h": make_bars(4000, seed=1)})
-    single = train_model(make_spec(), {"GBPUSD/1h": make_bars(4000, seed=1)})
+    both = train_model(make_spec(), {"EURUSD/1h": BARS, "GBPUSD/1h": make_bars(5000, seed=1)})
+    single = train_model(make_spec(), {"GBPUSD/1h": make_bars(5000, seed=1)})
     assert set(both.periods) == {"EURUSD/1h", "GBPUSD/1h"}
     for key in ("train_samples", "val_samples", "test_samples"):
         total = getattr(model.metrics, key) + getattr(single.metrics, key)
