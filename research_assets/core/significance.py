@@ -240,7 +240,9 @@ def benchmark_stats(
 
 
 POOLED_KEYS = ("Probabilistic Sharpe Ratio", "Deflated Sharpe Ratio", "p-value")
-_NULL_CHUNK = 100  # random timings drawn at once for a pool: bounds memory on long series
+# Values (timings x timestamps) computed at once for a pool: bounds memory on long series
+# (16 MB a block), whatever their length.
+_NULL_BLOCK_VALUES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -305,8 +307,9 @@ def _pooled_p_value(gross: np.ndarray, held: list[np.ndarray], market: list[np.n
     shifts = [rng.choice(np.arange(1, len(p)), size=nulls, replace=nulls > len(p) - 1)
               if len(p) >= 2 else np.zeros(nulls, dtype=np.int64) for p in held]
     sharpes = []
-    for start in range(0, nulls, _NULL_CHUNK):
-        block = slice(start, min(start + _NULL_CHUNK, nulls))
+    chunk = max(1, _NULL_BLOCK_VALUES // n)
+    for start in range(0, nulls, chunk):
+        block = slice(start, min(start + chunk, nulls))
         pooled = np.zeros((block.stop - block.start, n))
         for positions, returns, cols, k in zip(held, market, columns, shifts, strict=True):
             rolled = (np.arange(len(positions))[None, :] - k[block, None]) % len(positions)
