@@ -254,17 +254,27 @@ def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
             """The dataset's first bar at or after the union's bar ``j``."""
             return len(index) if j >= len(union) else int(index.searchsorted(union[j]))
 
+        def gap(j: int, index: pd.Index = index, at=at) -> int:
+            """Bars to leave out before the cut at the union's bar ``j``: the horizon, and one
+            more where this dataset's bar before the cut is still open at it (a daily bar
+            across an hourly cut), so that no label reaches past the cut."""
+            first = at(j)
+            return horizon + int(j < len(union) and first < len(index)
+                                 and index[first] != union[j] and first > 0)
+
         lock_start = at(common.lockbox.start)
 
-        def fold(f: Fold, end: int, index: pd.Index = index, at=at) -> Fold:
+        def fold(f: Fold, end: int, at=at, gap=gap) -> Fold:
             start, val_start = at(f.test.start), at(f.validation.start)
-            validation = slice(val_start, max(start - horizon, val_start))
-            return Fold(slice(0, max(val_start - horizon, 0)), validation, slice(start, end))
+            validation = slice(val_start, max(start - gap(f.test.start), val_start))
+            train = slice(0, max(val_start - gap(f.validation.start), 0))
+            return Fold(train, validation, slice(start, end))
 
         folds = [fold(f, at(f.test.stop)) for f in common.folds]
         last = folds[-1]
         folds[-1] = Fold(last.train, last.validation,
-                         slice(last.test.start, min(last.test.stop, lock_start - horizon)))
+                         slice(last.test.start,
+                               min(last.test.stop, lock_start - gap(common.lockbox.start))))
         periods = Periods(tuple(folds), fold(common.final, len(index)))
         for name, part in (("backtest period", periods.backtest), ("lockbox", periods.lockbox),
                            *((f"validation of fold {k + 1}", f.validation)

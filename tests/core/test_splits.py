@@ -162,24 +162,28 @@ def test_one_dataset_is_split_as_alone():
 
 @pytest.mark.parametrize("folds", [1, 4])
 @pytest.mark.parametrize("second", [("2020-01-01", 3000, "h"), ("2020-01-03", 2900, "h"),
-                                    ("2020-01-01", 125, "D")])
+                                    ("2020-01-01", 125, "D"), ("2020-01-01 00:30", 3000, "h")])
 def test_datasets_are_cut_at_the_same_moments(folds, second):
     """No dataset's training or validation label reaches a moment any dataset of the spec is
     tested or locked away on: they share one calendar of cuts, each with its own purge gap."""
     horizon = 5
     indexes = {"A/1h": _index("2020-01-01", 3000, "h"), "B": _index(*second)}
     periods = split_datasets(indexes, horizon, SplitConfig(folds=folds))
+    def closes(idx, row):
+        """When bar ``row`` closes: the next bar's open (the last bar: a bar length later)."""
+        return idx[row + 1] if row + 1 < len(idx) else idx[row] + (idx[1] - idx[0])
+
     for k in range(folds):
         test_start = min(indexes[key][p.folds[k].test.start] for key, p in periods.items())
         for key, p in periods.items():
             f, idx = p.folds[k], indexes[key]
             last_seen = max(f.train.stop, f.validation.stop) - 1 + horizon  # its label's end
-            assert idx[last_seen] < test_start, (k, key)
+            assert closes(idx, last_seen) <= test_start, (k, key)
     lock_start = min(indexes[key][p.lockbox.start] for key, p in periods.items())
     for key, p in periods.items():
         idx = indexes[key]
-        assert idx[p.final.validation.stop - 1 + horizon] < lock_start, key
-        assert idx[p.folds[-1].test.stop - 1 + horizon] < lock_start, key  # test labels too
+        assert closes(idx, p.final.validation.stop - 1 + horizon) <= lock_start, key
+        assert closes(idx, p.folds[-1].test.stop - 1 + horizon) <= lock_start, key
         assert p.lockbox.stop == len(idx)
     # same-calendar datasets get identical cuts
     if second[2] == "h" and second[0] == "2020-01-01":
