@@ -54,9 +54,10 @@ def research_intake(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
         for key in new if key not in skip
     ]
     if not run_requests:
-        return dg.SkipReason(
+        # Move past them all the same: a page of skipped partitions must not stall the intake.
+        return dg.SensorResult(skip_reason=dg.SkipReason(
             f"{len(new)} new research partitions, all already launched or cancelled"
-        )
+        ), cursor=page.cursor)
     return dg.SensorResult(run_requests=run_requests, cursor=page.cursor)
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from research_assets.definitions import defs
+from research_assets.defs import sensors
 from research_assets.defs.records import record_cancel, record_request
 from research_assets.defs.sensors import research_autopilot, research_intake
 
@@ -47,8 +48,23 @@ def test_intake_skips_cancelled_and_already_launched_researches(instance, small_
     job = defs.resolve_job_def("research_job")
     instance.create_run_for_job(job, tags={"dagster/partition": "r-ran"})
     result = evaluate(research_intake, instance)
-    assert isinstance(result, dg.SkipReason)
-    assert "2 new research partitions, all already launched or cancelled" in result.skip_message
+    assert not result.run_requests
+    assert ("2 new research partitions, all already launched or cancelled"
+            in result.skip_reason.skip_message)
+
+
+def test_intake_moves_past_a_page_of_skipped_partitions(instance, monkeypatch):
+    """More than a page of skipped partitions, then a new one: the new one is launched (the
+    cursor moves past what a tick read, even when it launched nothing)."""
+    monkeypatch.setattr(sensors, "INTAKE_PAGE", 3)
+    for i in range(4):
+        record_request(instance, f"r-{i}", seed=i)
+        record_cancel(instance, f"r-{i}")
+    record_request(instance, "r-new", seed=9)
+    first = evaluate(research_intake, instance)
+    assert not first.run_requests and first.cursor
+    second = evaluate(research_intake, instance, cursor=first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["r-new"]
 
 
 def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
@@ -62,7 +78,7 @@ def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
     assert request.run_key == request.partition_key
     assert request.partition_key in instance.get_dynamic_partitions("research")
     # The intake sensor leaves the autopilot's research alone: one run per research.
-    assert isinstance(evaluate(research_intake, instance), dg.SkipReason)
+    assert not evaluate(research_intake, instance).run_requests
 
 
 def test_autopilot_skips_with_the_reason_when_at_capacity(instance, monkeypatch):
