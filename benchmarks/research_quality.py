@@ -229,20 +229,6 @@ def research_run(home: Path, data_dir: Path, args: list[str], timeout: float) ->
     return [r["id"] for r in payload.get("researches", [])]
 
 
-def _wait_for_daemon_gone(home: Path, timeout: float = 120) -> None:
-    """Until the daemon of the last `research run` has no fresh heartbeat. Its heartbeats
-    outlive it by up to local_daemon.HEARTBEAT_FRESH_S, and a `research run` started within
-    that time takes them for a running daemon, starts none and waits for ever."""
-    import dagster as dg
-
-    from research_assets.local_daemon import daemon_running
-
-    deadline = time.monotonic() + timeout
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        while daemon_running(instance) and time.monotonic() < deadline:
-            time.sleep(2.0)
-
-
 def _design(spec: Any) -> dict[str, Any]:
     if spec is None:
         return {}
@@ -377,7 +363,6 @@ def run_kind(kind: str, n: int, seed: int, data_dir: Path, root: Path, timeout: 
         spec_file = root / "reference_spec.yaml"
         spec_file.write_text(yaml.safe_dump(REFERENCE_SPEC, sort_keys=False))
         _log(f"{kind}: the hand-written reference spec, once, after the designer's researches")
-        _wait_for_daemon_gone(home)
         ref_ids = research_run(home, data_dir, ["--count", "1", "--spec", str(spec_file)],
                                timeout)
         ref_rows = read_outcomes(home, ref_ids)

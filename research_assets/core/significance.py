@@ -170,6 +170,11 @@ def random_timing_p_value(
         return math.nan
     observed = _per_bar_sharpe(positions * returns)
     sharpes = random_timing_sharpes(positions, returns, nulls, seed)
+    return _share_at_least(observed, sharpes)
+
+
+def _share_at_least(observed: float, sharpes: np.ndarray) -> float:
+    """``(k + 1) / (N + 1)``: k of the N finite null Sharpe ratios at least ``observed``."""
     valid = sharpes[np.isfinite(sharpes)]
     if not math.isfinite(observed) or len(valid) == 0:
         return math.nan
@@ -318,12 +323,7 @@ def _pooled_p_value(gross: np.ndarray, held: list[np.ndarray], market: list[np.n
         std = pooled.std(axis=1, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             sharpes.append(np.where(std > 1e-12, mean / std, np.nan))
-    values = np.concatenate(sharpes)
-    valid = values[np.isfinite(values)]
-    if len(valid) == 0:
-        return math.nan
-    at_least = int(np.count_nonzero(valid >= observed - 1e-9 * max(1.0, abs(observed))))
-    return (at_least + 1) / (len(valid) + 1)
+    return _share_at_least(observed, np.concatenate(sharpes))
 
 
 def _bar_returns(values: np.ndarray) -> np.ndarray:

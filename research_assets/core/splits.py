@@ -238,7 +238,10 @@ def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
     """
     if len(indexes) == 1:
         [(key, index)] = indexes.items()
-        return {key: split_periods(len(index), horizon, config)}
+        try:
+            return {key: split_periods(len(index), horizon, config)}
+        except TrainingError as e:
+            raise TrainingError(f"{key}: {e}") from None
     union = pd.Index([])
     for index in indexes.values():
         union = union.union(pd.Index(index))

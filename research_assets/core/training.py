@@ -321,13 +321,8 @@ def _prepare(
     spec: StrategySpec, bars_by_dataset: Mapping[str, pd.DataFrame], split: SplitConfig
 ) -> dict[str, _Dataset]:
     columns = spec_feature_columns(spec)
-    try:
-        periods = split_datasets({key: bars.index for key, bars in bars_by_dataset.items()},
-                                 spec.label_horizon, split)
-    except TrainingError as e:
-        if len(bars_by_dataset) > 1 or str(e).startswith(tuple(bars_by_dataset)):
-            raise
-        raise TrainingError(f"{next(iter(bars_by_dataset))}: {e}") from None
+    periods = split_datasets({key: bars.index for key, bars in bars_by_dataset.items()},
+                             spec.label_horizon, split)
     out = {}
     for key, bars in bars_by_dataset.items():
         X_df, y_s = build_features(spec, bars)
@@ -336,15 +331,14 @@ def _prepare(
     return out
 
 
-def _pool(datasets: Mapping[str, _Dataset], fold: int | None, part: str, n_cols: int) -> Rows:
-    """The rows of ``part`` (train, validation or test) of one fold of every dataset, pooled;
-    ``fold`` None is the final model's. The final model's test (the lockbox) is never asked for."""
+def _pool(datasets: Mapping[str, _Dataset], fold: int | None, part: str) -> Rows:
+    """The rows of ``part`` (train, validation or test) of one fold of every dataset (at least
+    one), pooled; ``fold`` None is the final model's. The final model's test (the lockbox) is
+    never asked for."""
     chunks = []
     for d in datasets.values():
         f: Fold = d.periods.final if fold is None else d.periods.folds[fold]
         chunks.append(_rows(d.X, d.y, getattr(f, part)))
-    if not chunks:
-        return np.empty((0, n_cols)), np.empty(0, dtype=np.int64)
     return np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])
 
 
@@ -464,16 +458,15 @@ def train_model(
     split = split or SplitConfig()
     dev = _resolve_device(device)
     datasets = _prepare(spec, bars_by_dataset, split)
-    n_cols = len(spec_feature_columns(spec))
 
     def rows(fold: int | None) -> tuple[Rows, Rows]:
-        return _pool(datasets, fold, "train", n_cols), _pool(datasets, fold, "validation", n_cols)
+        return _pool(datasets, fold, "train"), _pool(datasets, fold, "validation")
 
     # Check every model's rows before spending time on any of them.
     for k in range(split.folds):
         _check_samples(f"walk-forward fold {k + 1}", *rows(k), spec)
     _check_samples("final model", *rows(None), spec)
-    tests = [_pool(datasets, k, "test", n_cols) for k in range(split.folds)]
+    tests = [_pool(datasets, k, "test") for k in range(split.folds)]
     n_test = sum(len(y) for _, y in tests)
     if n_test < MIN_EVAL_SAMPLES:
         raise TrainingError(

@@ -186,15 +186,10 @@ def trained_model(
         raise _user_failure(e) from e
     metrics = model.metrics.as_dict()
     gate = evaluate_training_gate(metrics, gates.thresholds())
-    history = [
-        dg.TableRecord({k: (round(float(v), 6) if isinstance(v, float) else v)
-                        for k, v in row.items()})
-        for row in model.history
-    ]
     yield dg.Output(model, metadata={
         **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
         "device": model.device,
-        "history": dg.MetadataValue.table(history) if history else dg.MetadataValue.text("-"),
+        "history": _table(model.history),
         "folds": _table(model.fold_metrics),
         "periods": dg.MetadataValue.json(model.periods),
         "fold_periods": dg.MetadataValue.json({"walk_forward": model.fold_periods,
