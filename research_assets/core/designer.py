@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 from research_assets.core.design_steering import (
     Steer,
@@ -328,7 +329,7 @@ def _measured_sigma(path: str, symbol: str, timeframe: str, mtime_ns: int, size:
     if len(r) < MIN_SIGMA_RETURNS:
         return None
     centre = float(np.median(r))
-    robust = 1.4826 * float(np.median(np.abs(r - centre)))
+    robust = float(median_abs_deviation(r, scale="normal"))
     if robust > 0:
         r = np.clip(r, centre - _SIGMA_CLIP * robust, centre + _SIGMA_CLIP * robust)
     sigma = float(np.std(r))
