@@ -221,6 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from research_assets.local_daemon import LocalDaemon
 
     spec = _read_spec(args.spec)
+    _check_settings()
     instance = _instance()
     _check_market_data(instance)
     home = Path(os.environ["DAGSTER_HOME"])
@@ -324,6 +325,17 @@ def _wait_for_admission(instance: Any, daemon: Any, watcher: _Watcher,
         daemon.check_alive()
         time.sleep(1.0)
         watcher.poll()
+
+
+def _check_settings() -> None:
+    """The split and gate settings the runs will read (RESEARCH_*_FRACTION,
+    RESEARCH_WALK_FORWARD_FOLDS, GATE_*), checked before any research is triggered: a bad one
+    is a ConfigError that names the variable, not a failed research."""
+    from research_assets.core.gates import GateThresholds
+    from research_assets.core.splits import SplitConfig
+
+    SplitConfig.from_env()
+    GateThresholds.from_env()
 
 
 def _check_market_data(instance: Any) -> None:

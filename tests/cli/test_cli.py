@@ -76,6 +76,18 @@ def test_bad_flags_exit_2_with_a_message(home, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RESEARCH_WALK_FORWARD_FOLDS": "0"}, "RESEARCH_WALK_FORWARD_FOLDS=0 is out of range"),
+    ({"GATE_BACKTEST_MAX_P_VALUE": "5"}, "GATE_BACKTEST_MAX_P_VALUE=5.0 is out of range"),
+])
+def test_a_bad_setting_is_refused_before_any_research_is_triggered(home, env, message):
+    result = research("run", "--count", "1", home=home, env=env)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    status = research("status", "--json", home=home)
+    assert last_json(status.stdout)["researches"] == []
+
+
 def test_missing_dagster_home_is_a_clear_error(tmp_path):
     result = research("status", home=tmp_path / "nope")
     assert result.returncode == 1
