@@ -9,6 +9,21 @@ the production topology) does not answer, the run also counts as running: failin
 make run retries give up, as they need the code location, and that server comes back on the same
 port. A code server on a socket is one the daemon or ``dagster dev`` started; a new one gets a
 new socket, so once the run's socket does not answer, the run's worker is judged at once.
+
+What it works around (Dagster 1.13.27): ``RunLauncher.supports_check_run_worker_health`` is False
+unless a launcher says otherwise (``dagster/_core/launcher/base.py``), and ``DefaultRunLauncher``
+(``dagster/_core/launcher/default_run_launcher.py``) does not; the run-monitoring daemon
+(``monitor_started_run`` in ``dagster/_daemon/monitoring/run_monitoring.py``) checks a STARTED
+run's worker only where the launcher supports it, so on the default launcher it never fails a run
+whose process died. Dagster documents run-worker crash detection for its container launchers
+(K8s, Docker, ECS) only; no dagster-io/dagster issue asks for it on the default launcher (searched
+"DefaultRunLauncher check_run_worker_health", December 2026).
+
+When it can go: once ``DefaultRunLauncher.supports_check_run_worker_health`` is True in the
+pinned Dagster. Then delete this module and the ``run_launcher`` entry of
+``dagster_home/dagster.yaml`` (and of the test instances that name it; production's
+``deploy/dagster.yaml`` uses ``DockerRunLauncher``); ``tests/integration/test_recovery.py``
+(a run whose worker is killed is retried from the failure) must keep passing without it.
 """
 
 import json

@@ -16,6 +16,20 @@ teardown, and an interrupted teardown skips the teardowns after it.
 
 What this cannot speed up: with the in-process executor, a run waiting for a pool slot checks
 for an interrupt only when it gets the slot, so a research cancelled there stops then.
+
+What it works around (Dagster 1.13.27): cancelling a run sets its termination event in the code
+server (``CancelExecution`` in ``dagster/_grpc/server.py``); the run's process then interrupts
+itself exactly once (``_termination_handler`` in ``dagster/_utils/__init__.py`` calls
+``send_interrupt`` from ``dagster_shared/ipc.py``: one ``os.kill(pid, SIGINT)``). An interrupt
+that lands in a finalizer is lost, as dagster-io/dagster#2919 reported ("Run termination fails if
+the interrupt signal that it throws happens to be raised inside a destructor"; closed without a
+fix in that code). Run monitoring does not finish a run stuck in CANCELING either: that is the
+open dagster-io/dagster#13155.
+
+When it can go: once Dagster interrupts a cancelled run's process again while the run goes on
+(or run monitoring ends runs stuck in CANCELING, #13155). Then delete this module and the
+``cancel_watch`` resource; ``tests/defs/test_cancel_watch.py`` shows whether a lost interrupt
+still stops its run.
 """
 
 import os

@@ -18,6 +18,25 @@ i.e. nobody. The step then waits for a slot that is free, until another step fre
 other research's run is queued behind that waiting step (the run queue counts it), that is
 never (seen in the daemon-restart test: 8 minutes, one free slot, one waiting step). The
 ``pool_watchdog`` sensor hands a free slot to a step that has waited this way for a while.
+
+What it works around (Dagster 1.13.27, ``dagster/_core/storage/event_log/sql_event_log.py``):
+
+- ``initialize_concurrency_limit_to_default``: the INSERT, then on ``IntegrityError`` an UPDATE on
+  the same connection, which Postgres refuses once the INSERT has aborted the transaction
+  (dagster-io/dagster#33552, open; fixes proposed in PRs #33558, #33601 and #33890, none merged).
+  Dagster calls it from ``instance_concurrency_context.py`` as a step claims a pool.
+- ``claim_concurrency_slot``: ``has_unassigned_slots`` and ``add_pending_step`` run in two
+  transactions, while ``free_concurrency_slot_for_step`` hands the freed slot over through
+  ``assign_pending_steps`` in a third; a step added between the first two is never assigned.
+  No dagster-io/dagster issue reports this race (searched December 2026; PR #17690, merged, fixed
+  a neighbouring one: reassigning freed pending steps instead of freed slots).
+
+When it can go: ``ensure_pools`` and ``PoolsResource`` once the pinned Dagster writes a pool's
+default limit with one upsert on Postgres (#33552 closed); ``release_stuck_steps`` and the
+``pool_watchdog`` sensor once a claim adds its pending step and reads the free slots in one
+transaction (read the pinned ``claim_concurrency_slot``). ``tests/defs/test_pool_setup.py``
+covers both on SQLite and Postgres: its first test, run without ``ensure_pools``, shows whether
+Dagster still fails runs starting together on a fresh Postgres instance.
 """
 
 import time
