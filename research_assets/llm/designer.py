@@ -42,8 +42,8 @@ from research_assets.core.designer import (
     asset_class,
     bar_sigma,
     dataset_sigma,
+    market_costs,
 )
-from research_assets.core.designer import _costs as market_costs
 from research_assets.core.errors import DataError, SpecError
 from research_assets.core.gates import GateThresholds
 from research_assets.core.indicator_catalog import CATALOG, describe_catalog

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from research_assets.core import design_steering
-from research_assets.core import designer as designer_mod
 from research_assets.core.designer import (
     EPOCHS,
     HIDDEN_LAYERS,
@@ -16,13 +15,17 @@ from research_assets.core.designer import (
     Designer,
     DesignRequest,
     OfflineDesigner,
-    _combo,
-    _set_span,
     asset_class,
     bar_sigma,
     dataset_sigma,
     macd_line_scale,
+    offline,
+    volatility,
 )
+from research_assets.core.designer.blocks import _Context
+from research_assets.core.designer.brief import _Brief
+from research_assets.core.designer.mutate import _mutate_period, _set_span
+from research_assets.core.designer.offline import _combo
 from research_assets.core.errors import DataError
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec, check_safe_name
@@ -317,7 +320,7 @@ def test_designs_on_the_real_data_are_fast_and_deterministic():
     from research_assets.core.data import list_datasets
 
     datasets = list_datasets()
-    designer_mod._measured_sigma.cache_clear()
+    volatility._measured_sigma.cache_clear()
     started = time.perf_counter()
     first = design(7, datasets=datasets)
     assert time.perf_counter() - started < 1.0  # every dataset measured, well under a second
@@ -371,10 +374,10 @@ def test_period_mutation_rescales_the_macd_line_sets():
         "high": {"type": "triangular", "parameters": [0, 0.02, 0.02]},
     }}
     data["nn_inputs"] = [{"fuzzy_set": "macd_12_26_9_macd"}]
-    ctx = designer_mod._Context(
-        random.Random(1), {"1h": ["EURUSD"]}, design_steering.Steer(), designer_mod._Brief()
+    ctx = _Context(
+        random.Random(1), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief()
     )
-    assert designer_mod._mutate_period(data, ctx)
+    assert _mutate_period(data, ctx)
     ((new_id, params),) = data["indicators"].items()
     ((set_id, fs),) = data["fuzzy_sets"].items()
     expected = 0.02 * macd_line_scale(params["fast_period"], params["slow_period"]) / (
@@ -405,7 +408,7 @@ def test_running_researches_are_not_repeated_either():
 
 def test_falls_back_to_a_new_seed_when_every_design_was_tried(monkeypatch):
     fixed = EXAMPLE.to_dict()
-    monkeypatch.setattr(designer_mod, "_explore", lambda ctx: (dict(fixed), "fixed"))
+    monkeypatch.setattr(offline, "_explore", lambda ctx: (dict(fixed), "fixed"))
     memory = ResearchMemory([ResearchRecord("old", "completed", 1.0, EXAMPLE)])
     d = design(0, memory)
     assert d.spec.fingerprint() not in memory.fingerprints()
@@ -643,10 +646,10 @@ def test_period_mutation_renames_sets_and_rescales_price_relative_memberships():
         }
     }
     data["nn_inputs"] = [{"fuzzy_set": "sma_20"}]
-    ctx = designer_mod._Context(
-        random.Random(0), {"1h": ["EURUSD"]}, design_steering.Steer(), designer_mod._Brief()
+    ctx = _Context(
+        random.Random(0), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief()
     )
-    assert designer_mod._mutate_period(data, ctx)
+    assert _mutate_period(data, ctx)
     (new_id,) = data["indicators"]
     period = data["indicators"][new_id]["period"]
     assert new_id == f"sma_{period}" != "sma_20"
