@@ -9,7 +9,7 @@ SEED ?= 1
 # The pinned distributions the bundled data was built from (the provenance tests read them).
 SAMPLE_SOURCES := .cache/sample-sources
 
-.PHONY: setup lock check-lock demo test test-integration ui lint bench clean-instance
+.PHONY: setup lock check-lock demo test test-integration ui lint check-defs bench clean-instance
 
 LOCK := requirements.lock
 locked = $$(grep -E '^$(1)==' $(LOCK))
@@ -45,7 +45,8 @@ demo: setup
 
 # Every test, the integration suites included (a real dagster-daemon, code server, webserver and
 # Chromium on SQLite and Postgres). Four workers: those suites mostly wait on their processes.
-test: check-lock setup
+# ruff and `dg check defs` first: a lint error or definitions that do not load stop it early.
+test: check-lock setup lint check-defs
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
 	bash scripts/ensure_sample_sources.sh $(BIN)/python $(SAMPLE_SOURCES)
@@ -57,11 +58,17 @@ test-integration: setup
 	bash scripts/ensure_system_packages.sh
 	$(BIN)/pytest -n 4 -m integration tests/integration tests/topology
 
+# The webserver and the daemon on the embedded instance, through Dagster's `dg` CLI (the project
+# is configured under [tool.dg] in pyproject.toml).
 ui: setup
-	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dg dev
 
 lint: setup
 	$(BIN)/ruff check research_assets tests benchmarks scripts
+
+# Loads the definitions as Dagster does (`dg check defs`, offline); exits 1 when they do not load.
+check-defs: setup
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dg check defs
 
 bench: setup
 	$(BIN)/python benchmarks/backtest_engines.py --json
