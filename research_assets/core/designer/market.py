@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+# Minutes per bar of each timeframe a design may use.
 _MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440, "1w": 10080}
 # Round-trip costs are a property of the market, not a design choice: one table per asset class.
 _COSTS = {
