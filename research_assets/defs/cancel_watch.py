@@ -22,9 +22,9 @@ server (``CancelExecution`` in ``dagster/_grpc/server.py``); the run's process t
 itself exactly once (``_termination_handler`` in ``dagster/_utils/__init__.py`` calls
 ``send_interrupt`` from ``dagster_shared/ipc.py``: one ``os.kill(pid, SIGINT)``). An interrupt
 that lands in a finalizer is lost, as dagster-io/dagster#2919 reported ("Run termination fails if
-the interrupt signal that it throws happens to be raised inside a destructor"; closed without a
-fix in that code). Run monitoring does not finish a run stuck in CANCELING either: that is the
-open dagster-io/dagster#13155.
+the interrupt signal that it throws happens to be raised inside a destructor"; closed, yet
+1.13.27 still sends the one interrupt). Run monitoring does not finish a run stuck in
+CANCELING either: that is the open dagster-io/dagster#13155.
 
 When it can go: once Dagster interrupts a cancelled run's process again while the run goes on
 (or run monitoring ends runs stuck in CANCELING, #13155). Then delete this module and the
