@@ -151,13 +151,19 @@ def _describe(criterion: GateCheck, gate: GateResult) -> str:
             f"{gate.gate}'s first failing check")
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e15 else f"{x:.6g}"
+
+
 def _check_metadata(criterion: GateCheck, gate: GateResult) -> dict[str, Any]:
-    observed = criterion.observed
+    """The research's figures for one criterion. The observed value and the threshold are text,
+    not numbers: the check's Overview tab plots every numeric entry over the evaluations of all
+    researches in one unlabelled line, which reads as one research's history; each research's
+    own history is its partition's."""
     metadata: dict[str, Any] = {
         # A missing or NaN figure fails its criterion: shown as such, not as a number.
-        "observed": "missing" if observed is None
-        else dg.MetadataValue.float(observed) if math.isfinite(observed) else str(observed),
-        "threshold": dg.MetadataValue.float(criterion.threshold),
+        "observed": "missing" if criterion.observed is None else _number(criterion.observed),
+        "threshold": _number(criterion.threshold),
         "comparison": criterion.comparison,
         "reason": criterion.reason,
         "gate": gate.gate,
