@@ -67,6 +67,17 @@ def test_loading_the_definitions_shows_no_preview_warning_but_others_still_show(
     assert done.stdout.strip() == "other preview warnings still show"
 
 
+def test_a_launch_cannot_leave_out_some_of_a_gates_checks(instance, small_spec):
+    # The asset does not subset: a launch with only one criterion of a gate is refused, as one
+    # without any is (test_research_assets.py), so no criterion can be skipped.
+    only_trades = dg.AssetSelection.assets("strategy_spec", "trained_model", "backtest_report") \
+        .without_checks() | dg.AssetSelection.checks(
+            dg.AssetCheckKey(dg.AssetKey("backtest_report"), "trades"))
+    with pytest.raises(dg.DagsterInvalidDefinitionError) as raised:
+        run_research(instance, "r-some", small_spec, selection=only_trades)
+    assert "does not support subsetting" in str(raised.value.__cause__)
+
+
 def history(instance, asset: str, check: str, research_id: str | None = None):
     return instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey(asset), check), limit=100,
