@@ -89,7 +89,9 @@ def _threshold_variables(gate: str) -> dict[str, str]:
 def _spec(gate: str, criterion: GateCheck, variable: str) -> dg.AssetCheckSpec:
     label = criterion.label or criterion.name
     return dg.AssetCheckSpec(
-        criterion.name, asset=GATE_ASSETS[gate], blocking=True,
+        criterion.name,
+        asset=GATE_ASSETS[gate],
+        blocking=True,
         partitions_def=research_partitions,
         description=(
             f"{gate}: {label} {criterion.comparison} {variable} (default "
@@ -134,8 +136,11 @@ def gate_check_results(
         if key not in context.selected_asset_check_keys:
             continue
         yield dg.AssetCheckResult(
-            check_name=criterion.name, asset_key=asset_key, passed=criterion.passed,
-            severity=dg.AssetCheckSeverity.ERROR, description=_describe(criterion, gate),
+            check_name=criterion.name,
+            asset_key=asset_key,
+            passed=criterion.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=_describe(criterion, gate),
             metadata=_check_metadata(criterion, gate),
         )
 
@@ -147,8 +152,10 @@ def _describe(criterion: GateCheck, gate: GateResult) -> str:
         return criterion.describe()
     if criterion.reason == gate.reason:
         return f"{criterion.describe()}: rejected as {criterion.reason}"
-    return (f"{criterion.describe()} ({criterion.reason}); rejected as {gate.reason}, "
-            f"{gate.gate}'s first failing check")
+    return (
+        f"{criterion.describe()} ({criterion.reason}); rejected as {gate.reason}, "
+        f"{gate.gate}'s first failing check"
+    )
 
 
 def _number(x: float) -> str:

@@ -41,12 +41,17 @@ def test_each_criterion_of_a_gate_is_a_blocking_check_partitioned_by_research():
             # the variable that sets the threshold is the one gates.py reads for it
             assert spec.metadata["threshold_variable"] in variables.values()
             assert spec.metadata["threshold_variable"] in spec.description
-    assert {s.metadata["threshold_variable"] for a in GATE_ASSETS.values()
-            for s in defs.resolve_assets_def(a).check_specs} == set(variables.values())
-    p_value = next(s for s in defs.resolve_assets_def("backtest_report").check_specs
-                   if s.name == "p_value")
-    assert p_value.description.startswith("backtest_gate: p-value <= GATE_BACKTEST_MAX_P_VALUE "
-                                          "(default 0.05)")
+    assert {
+        s.metadata["threshold_variable"]
+        for a in GATE_ASSETS.values()
+        for s in defs.resolve_assets_def(a).check_specs
+    } == set(variables.values())
+    p_value = next(
+        s for s in defs.resolve_assets_def("backtest_report").check_specs if s.name == "p_value"
+    )
+    assert p_value.description.startswith(
+        "backtest_gate: p-value <= GATE_BACKTEST_MAX_P_VALUE (default 0.05)"
+    )
 
 
 def test_loading_the_definitions_shows_no_preview_warning_but_others_still_show():
@@ -61,8 +66,7 @@ def test_loading_the_definitions_shows_no_preview_warning_but_others_still_show(
         "except dg.PreviewWarning:\n"
         "    print('other preview warnings still show')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "other preview warnings still show"
 
@@ -70,9 +74,11 @@ def test_loading_the_definitions_shows_no_preview_warning_but_others_still_show(
 def test_a_launch_cannot_leave_out_some_of_a_gates_checks(instance, small_spec):
     # The asset does not subset: a launch with only one criterion of a gate is refused, as one
     # without any is (test_research_assets.py), so no criterion can be skipped.
-    only_trades = dg.AssetSelection.assets("strategy_spec", "trained_model", "backtest_report") \
-        .without_checks() | dg.AssetSelection.checks(
-            dg.AssetCheckKey(dg.AssetKey("backtest_report"), "trades"))
+    only_trades = dg.AssetSelection.assets(
+        "strategy_spec", "trained_model", "backtest_report"
+    ).without_checks() | dg.AssetSelection.checks(
+        dg.AssetCheckKey(dg.AssetKey("backtest_report"), "trades")
+    )
     with pytest.raises(dg.DagsterInvalidDefinitionError) as raised:
         run_research(instance, "r-some", small_spec, selection=only_trades)
     assert "does not support subsetting" in str(raised.value.__cause__)
@@ -80,7 +86,8 @@ def test_a_launch_cannot_leave_out_some_of_a_gates_checks(instance, small_spec):
 
 def history(instance, asset: str, check: str, research_id: str | None = None):
     return instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=100,
+        dg.AssetCheckKey(dg.AssetKey(asset), check),
+        limit=100,
         partition_filter=None if research_id is None else PartitionKeyFilter(key=research_id),
     )
 
@@ -88,15 +95,19 @@ def history(instance, asset: str, check: str, research_id: str | None = None):
 @pytest.mark.slow
 def test_each_research_has_its_own_check_status_and_history(instance, small_spec):
     run_research(instance, "r-pass", small_spec)
-    rejected = run_research(instance, "r-no", small_spec,
-                            gates={**OPEN_GATES, "min_sharpe": 100.0, "max_p_value": 0.0})
+    rejected = run_research(
+        instance, "r-no", small_spec, gates={**OPEN_GATES, "min_sharpe": 100.0, "max_p_value": 0.0}
+    )
     # Rejections stay blocking: the failed checks stop the run before anything downstream.
     assert not rejected.success
     [failure] = [e for e in rejected.all_events if e.is_step_failure]
     assert failure.step_key == "backtest_report"
     assert "backtest_report: sharpe,p_value" in failure.step_failure_data.error.message
-    assert {e.asset_key.to_user_string() for e in rejected.get_asset_materialization_events()} \
-        == {"strategy_spec", "trained_model", "backtest_report"}
+    assert {e.asset_key.to_user_string() for e in rejected.get_asset_materialization_events()} == {
+        "strategy_spec",
+        "trained_model",
+        "backtest_report",
+    }
     [status] = load_statuses(instance, ["r-no"])
     assert (status.status, status.reason) == ("rejected", "sharpe_too_low")
 
@@ -114,22 +125,33 @@ def test_each_research_has_its_own_check_status_and_history(instance, small_spec
         [record] = history(instance, "backtest_report", check, "r-no")
         evaluation = record.event.asset_check_evaluation
         assert evaluation.partition == "r-no"
-        return record.status, evaluation.description, {
-            k: v.value for k, v in evaluation.metadata.items()}
+        return (
+            record.status,
+            evaluation.description,
+            {k: v.value for k, v in evaluation.metadata.items()},
+        )
 
     status, description, metadata = rejected_check("sharpe")
     assert status == AssetCheckExecutionRecordStatus.FAILED
     assert float(metadata.pop("observed")) < 100
     assert description.startswith("Sharpe ") and description.endswith(
-        " < 100: rejected as sharpe_too_low")
-    assert metadata == {"threshold": "100", "comparison": ">=", "reason": "sharpe_too_low",
-                        "gate": "backtest_gate", "gate_passed": False,
-                        "gate_reason": "sharpe_too_low"}
+        " < 100: rejected as sharpe_too_low"
+    )
+    assert metadata == {
+        "threshold": "100",
+        "comparison": ">=",
+        "reason": "sharpe_too_low",
+        "gate": "backtest_gate",
+        "gate_passed": False,
+        "gate_reason": "sharpe_too_low",
+    }
 
     status, description, metadata = rejected_check("p_value")
     assert status == AssetCheckExecutionRecordStatus.FAILED
-    assert description.endswith(" > 0 (no_edge_over_random); rejected as sharpe_too_low, "
-                                "backtest_gate's first failing check")
+    assert description.endswith(
+        " > 0 (no_edge_over_random); rejected as sharpe_too_low, "
+        "backtest_gate's first failing check"
+    )
     assert (metadata["threshold"], metadata["reason"]) == ("0", "no_edge_over_random")
 
     status, description, metadata = rejected_check("trades")

@@ -67,12 +67,16 @@ def research(topology: Topology, name: str, **decisions: Any) -> str:
 
 
 def check_statuses(topology: Topology, check: str, research_id: str) -> dict[str, Any]:
-    data = topology.graphql(CHECK_STATUSES, {"assetKey": {"path": ["backtest_report"]},
-                                             "checkName": check, "partition": research_id})
+    data = topology.graphql(
+        CHECK_STATUSES,
+        {"assetKey": {"path": ["backtest_report"]}, "checkName": check, "partition": research_id},
+    )
     node = data["assetNodeOrError"]["assetCheckOrError"]
-    return {"partitions": node["partitionDefinition"]["name"],
-            "statuses": node["partitionStatuses"],
-            "executions": data["assetCheckExecutions"]}
+    return {
+        "partitions": node["partitionDefinition"]["name"],
+        "statuses": node["partitionStatuses"],
+        "executions": data["assetCheckExecutions"],
+    }
 
 
 def test_each_researchs_gate_checks_show_its_own_outcome(
@@ -86,23 +90,27 @@ def test_each_researchs_gate_checks_show_its_own_outcome(
     status = topology.status_json(passed, rejected)
     assert status[passed]["status"] == "completed", (status, topology.describe([passed]))
     assert (status[rejected]["status"], status[rejected]["reason"]) == (
-        "rejected", "too_few_trades"), (status, topology.describe([rejected]))
+        "rejected",
+        "too_few_trades",
+    ), (status, topology.describe([rejected]))
     assert status[rejected]["gates"] == {"training_gate": "passed", "backtest_gate": "failed"}
 
     # What the UI asks the webserver: the check's status per research, and one research's
     # evaluations only.
     trades = check_statuses(topology, "trades", rejected)
     assert trades["partitions"] == "research"
-    assert trades["statuses"] == {"succeededPartitions": [passed],
-                                  "failedPartitions": [rejected]}
+    assert trades["statuses"] == {"succeededPartitions": [passed], "failedPartitions": [rejected]}
     assert [(e["status"], e["evaluation"]["partition"]) for e in trades["executions"]] == [
-        ("FAILED", rejected)]
-    assert [e["status"] for e in check_statuses(topology, "trades", passed)["executions"]] \
-        == ["SUCCEEDED"]
+        ("FAILED", rejected)
+    ]
+    assert [e["status"] for e in check_statuses(topology, "trades", passed)["executions"]] == [
+        "SUCCEEDED"
+    ]
 
     topology.graphql("mutation { setNuxSeen }")
     shots: list[str] = []
     with chromium_page(tmp_path) as page:
+
         def shot(name: str) -> None:
             page.screenshot(path=str(ui_artifacts / name), full_page=True)
             shots.append(name)
@@ -114,24 +122,32 @@ def test_each_researchs_gate_checks_show_its_own_outcome(
             with contextlib.suppress(Exception):  # the community dialog, if it shows anyway
                 page.get_by_role("button", name="Skip").click(timeout=3_000)
             tabs = page.get_by_role("tablist").filter(
-                has=page.get_by_role("tab", name="Execution history"))
+                has=page.get_by_role("tab", name="Execution history")
+            )
             tabs.get_by_role("tab", name="Partitions").click()
             # the research in the partition list (the first match is its tag in the range
             # selector above it)
             page.locator(f"[data-tooltip='{research_id}']").last.click()
             # (Dagster's headings are spans, not heading elements.)
-            detail = page.locator("div", has=page.get_by_text("Metadata", exact=True)) \
-                .filter(has_text="Latest execution").last
+            detail = (
+                page.locator("div", has=page.get_by_text("Metadata", exact=True))
+                .filter(has_text="Latest execution")
+                .last
+            )
             try:
                 detail.get_by_text("gate_passed").first.wait_for()
             except Exception:
                 shot(f"failed-{check}-{research_id}.png")
                 raise
             rows = detail.locator("tr").evaluate_all(
-                "rows => rows.map(r => Array.from(r.children).map(c => c.innerText.trim()))")
+                "rows => rows.map(r => Array.from(r.children).map(c => c.innerText.trim()))"
+            )
             shown = {cells[0]: cells[1] for cells in rows if len(cells) == 2}
-            tag = detail.get_by_text("Failed", exact=True).or_(
-                detail.get_by_text("Passed", exact=True)).first
+            tag = (
+                detail.get_by_text("Failed", exact=True)
+                .or_(detail.get_by_text("Passed", exact=True))
+                .first
+            )
             shown["status"] = tag.inner_text().strip()
             return shown
 
@@ -145,12 +161,17 @@ def test_each_researchs_gate_checks_show_its_own_outcome(
         assert float(shown["observed"]) == 0 and float(shown["threshold"]) == 1, shown
         assert (shown["comparison"], shown["reason"]) == (">=", "too_few_trades"), shown
         assert (shown["gate"], shown["gate_passed"], shown["gate_reason"]) == (
-            "backtest_gate", "false", "too_few_trades"), shown
+            "backtest_gate",
+            "false",
+            "too_few_trades",
+        ), shown
 
         # Its win rate is undefined without trades: missing, which fails too.
         shown = partition_of_check("win_rate", rejected)
-        page.get_by_text("win rate missing (needs >= 0) (win_rate_too_low); rejected as "
-                         "too_few_trades, backtest_gate's first failing check").first.wait_for()
+        page.get_by_text(
+            "win rate missing (needs >= 0) (win_rate_too_low); rejected as "
+            "too_few_trades, backtest_gate's first failing check"
+        ).first.wait_for()
         shot("11-gate-check-win-rate-rejected-research.png")
         assert (shown["status"], shown["observed"]) == ("Failed", "missing"), shown
 
