@@ -6,7 +6,8 @@ Each research asset takes ``cancel_watch`` (cancel_watch.py), so a cancelled run
 when Dagster's one interrupt is lost; the two that take a pool slot take ``pools``
 (pool_setup.py), so the pools' limits are ready before a run claims one. A research asset
 whose upstream has not been materialized for its research refuses with a reason that says so
-(``ResearchIOManager``), as it refuses when an upstream gate did not pass.
+(``ResearchIOManager``), as it refuses when an upstream gate did not pass. The gates' checks
+(one blocking check per criterion, partitioned by research) are in checks.py.
 """
 
 import math
@@ -20,13 +21,25 @@ from research_assets.core.assessor import assess
 from research_assets.core.data import load_bars
 from research_assets.core.designer import Design, DesignRequest
 from research_assets.core.errors import ResearchError
-from research_assets.core.gates import GateResult, evaluate_backtest_gate, evaluate_training_gate
+from research_assets.core.gates import (
+    BACKTEST_GATE,
+    TRAINING_GATE,
+    evaluate_backtest_gate,
+    evaluate_training_gate,
+)
 from research_assets.core.memory import ResearchMemory
 from research_assets.core.metrics import json_safe
 from research_assets.core.plots import equity_curve_png, png_markdown
 from research_assets.core.spec import StrategySpec
 from research_assets.core.training import TrainedModel
 from research_assets.defs.cancel_watch import CancelWatchResource
+from research_assets.defs.checks import (
+    BACKTEST_GATE_CHECKS,
+    GATE_ASSETS,
+    TRAINING_GATE_CHECKS,
+    gate_check_results,
+    gate_metadata,
+)
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.pool_setup import PoolsResource
 from research_assets.defs.records import (
@@ -42,17 +55,9 @@ from research_assets.defs.resources import (
     QualityGatesResource,
     TrainingResource,
 )
-from research_assets.defs.tags import GATE_DESCRIPTION, GATE_PASSED, GATE_REASON
+from research_assets.defs.tags import GATE_PASSED, GATE_REASON
 from research_assets.llm.errors import LLMConfigError, LLMError
 
-TRAINING_GATE = dg.AssetCheckSpec(
-    "training_gate", asset="trained_model", blocking=True,
-    description="Test accuracy, test loss and loss decrease against the training thresholds.",
-)
-BACKTEST_GATE = dg.AssetCheckSpec(
-    "backtest_gate", asset="backtest_report", blocking=True,
-    description="Win rate, max drawdown and Sharpe on the backtest period against thresholds.",
-)
 # The selection that runs a whole research, for `dagster asset materialize --select`.
 WHOLE_RESEARCH = "strategy_spec*"
 
@@ -167,7 +172,7 @@ def strategy_spec(
 
 @dg.asset(
     partitions_def=research_partitions, group_name="research", kinds={"pytorch"},
-    check_specs=[TRAINING_GATE], pool="training", deps=[market_data],
+    check_specs=TRAINING_GATE_CHECKS, pool="training", deps=[market_data],
 )
 def trained_model(
     context: dg.AssetExecutionContext, strategy_spec: StrategySpec,
@@ -194,14 +199,14 @@ def trained_model(
         "periods": dg.MetadataValue.json(model.periods),
         "fold_periods": dg.MetadataValue.json({"walk_forward": model.fold_periods,
                                                "final": model.final_periods}),
-        **_gate_metadata(gate),
+        **gate_metadata(gate),
     })
-    yield from _check_result(context, gate)
+    yield from gate_check_results(context, gate)
 
 
 @dg.asset(
     partitions_def=research_partitions, group_name="research", kinds={"numpy"},
-    check_specs=[BACKTEST_GATE], pool="backtest",
+    check_specs=BACKTEST_GATE_CHECKS, pool="backtest",
 )
 def backtest_report(
     context: dg.AssetExecutionContext, trained_model: TrainedModel,
@@ -210,15 +215,15 @@ def backtest_report(
 ):
     """The model's signals backtested on the out-of-sample period of every symbol and timeframe:
     each walk-forward fold's network on its own test slice."""
-    _require_gate(context, "trained_model", "training_gate")
+    _require_gate(context, TRAINING_GATE)
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "backtest",
                                    _trial_history(context, trained_model))
     except ResearchError as e:
         raise _user_failure(e) from e
     gate = evaluate_backtest_gate(report.summary, gates.thresholds())
-    yield dg.Output(report, metadata={**_report_metadata(report), **_gate_metadata(gate)})
-    yield from _check_result(context, gate)
+    yield dg.Output(report, metadata={**_report_metadata(report), **gate_metadata(gate)})
+    yield from gate_check_results(context, gate)
 
 
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
@@ -228,7 +233,7 @@ def assessment(
     cancel_watch: CancelWatchResource,
 ) -> dg.Output[Any]:
     """What this research shows, and what to try next: read by later designs."""
-    _require_gate(context, "backtest_report", "backtest_gate")
+    _require_gate(context, BACKTEST_GATE)
     args = (strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
             backtest_report.stats)
     trials = backtest_report.trials.count  # what the Deflated Sharpe Ratio was deflated by
@@ -266,7 +271,7 @@ def lockbox_report(
 ) -> dg.Output[pipeline.BacktestReport]:
     """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
     designer, gate or assessment ever sees these figures."""
-    _require_gate(context, "backtest_report", "backtest_gate")
+    _require_gate(context, BACKTEST_GATE)
     _require_materialized(context.instance, "assessment", context.partition_key, "lockbox_report")
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "lockbox",
@@ -293,34 +298,11 @@ def _table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
                                    for row in rows])
 
 
-def _gate_metadata(gate: GateResult) -> dict[str, Any]:
-    return {
-        GATE_PASSED: gate.passed,
-        GATE_REASON: gate.reason or "",
-        GATE_DESCRIPTION: gate.description(),
-        gate.gate: dg.MetadataValue.json(gate.metadata()),
-    }
-
-
-def _check_result(context: dg.AssetExecutionContext, gate: GateResult):
-    # A launch may deselect the check; the gate outcome is still in the asset's metadata and
-    # downstream assets refuse to run on it.
-    key = dg.AssetCheckKey(dg.AssetKey(_gate_asset(gate.gate)), gate.gate)
-    if key in context.selected_asset_check_keys:
-        yield dg.AssetCheckResult(
-            check_name=gate.gate, asset_key=key.asset_key, passed=gate.passed,
-            severity=dg.AssetCheckSeverity.ERROR, description=gate.description(),
-            metadata={k: v for k, v in gate.metadata().items() if v is not None},
-        )
-
-
-def _gate_asset(gate: str) -> str:
-    return {"training_gate": "trained_model", "backtest_gate": "backtest_report"}[gate]
-
-
-def _require_gate(context: dg.AssetExecutionContext, upstream: str, gate: str) -> None:
-    """Refuse to run unless the upstream gate passed for this research, so a launch that leaves
-    the checks out cannot get past a gate."""
+def _require_gate(context: dg.AssetExecutionContext, gate: str) -> None:
+    """Refuse to run unless the upstream gate passed for this research, so a later launch of
+    what lies downstream of a rejection (the gate's blocking checks stop only their own run)
+    cannot get past a gate."""
+    upstream = GATE_ASSETS[gate]
     md = latest_metadata(context.instance, upstream, context.partition_key)
     if not md:  # no materialization for this research: not a rejection, a partial launch
         raise _not_materialized(upstream, context.partition_key, context.asset_key.to_user_string())

@@ -26,7 +26,8 @@ def graph_snapshot() -> dict:
             "partitions": getattr(node.partitions_def, "name", None),
             "pool": spec_def.op.pool,
             "checks": sorted(
-                {"name": c.name, "blocking": c.blocking}.__repr__()
+                {"name": c.name, "blocking": c.blocking,
+                 "partitions": getattr(c.partitions_def, "name", None)}.__repr__()
                 for c in spec_def.check_specs
             ),
         }
@@ -45,8 +46,9 @@ def test_asset_graph_matches_snapshot():
 
 
 def test_gates_are_blocking_and_partition_scoped():
-    for key, check in (("trained_model", "training_gate"), ("backtest_report", "backtest_gate")):
-        [spec] = [c for c in defs.resolve_assets_def(key).check_specs if c.name == check]
-        assert spec.blocking
-        # Inline check specs share the asset's partitions: one evaluation per research.
+    # One check per gate criterion (tests/defs/test_gate_checks.py), each partitioned by research.
+    for key in ("trained_model", "backtest_report"):
+        specs = defs.resolve_assets_def(key).check_specs
+        assert specs and all(c.blocking for c in specs)
+        assert {c.partitions_def.name for c in specs} == {"research"}
         assert defs.resolve_assets_def(key).partitions_def.name == "research"

@@ -129,7 +129,7 @@ def written(result) -> dict[str, list[Any]]:
             out[m.asset_key.to_user_string()].append(m.metadata)
         elif e.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = e.event_specific_data
-            out[ev.check_name].append((ev.passed, ev.description, ev.metadata))
+            out[ev.metadata["gate"].value].append((ev.passed, ev.description, ev.metadata))
     return out
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from research_assets.definitions import defs
+from research_assets.defs.checks import GATE_ASSETS
 from research_assets.defs.jobs import RESEARCH_ASSETS
 from research_assets.defs.records import latest_metadata, load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
@@ -32,11 +33,18 @@ def run_research(instance, research_id, spec, gates=None, selection=None, checks
     )
 
 
-def check_outcome(result, check_name):
+def check_outcome(result, gate):
+    """The gate's outcome in this run from its checks (one per criterion): [True] when every
+    criterion passed, [False] when one failed, [] when the gate was not evaluated."""
+    asset = dg.AssetKey(GATE_ASSETS[gate])
     evals = [e.event_specific_data for e in result.all_events
              if e.event_type_value == "ASSET_CHECK_EVALUATION"
-             and e.event_specific_data.check_name == check_name]
-    return [ev.passed for ev in evals]
+             and e.event_specific_data.asset_key == asset]
+    if not evals:
+        return []
+    assert [ev.check_name for ev in evals] == [
+        c.name for c in defs.resolve_assets_def(asset).check_specs]
+    return [all(ev.passed for ev in evals)]
 
 
 def test_research_passes_both_gates_and_completes(instance, small_spec):

@@ -140,13 +140,13 @@ def test_ui_shows_the_graph_gates_and_a_backtest_and_launches_a_research(
             page.get_by_text(asset, exact=True).first.wait_for()
         shot(page, "03-asset-graph-research.png")
 
-        # 3. Both gates are blocking checks of their asset.
-        for asset, gate in (("trained_model", "training_gate"),
-                            ("backtest_report", "backtest_gate")):
-            page.goto(f"{url}/assets/{asset}?view=checks")
-            page.get_by_text(gate, exact=True).first.wait_for()
+        # 3. Both gates are blocking checks of their asset (one per criterion; each research's
+        # outcome is in test_ui_gate_checks.py).
+        for asset, check in (("trained_model", "accuracy_lift"), ("backtest_report", "p_value")):
+            page.goto(f"{url}/assets/{asset}?view=checks&checkDetail={check}")
+            page.get_by_text(check, exact=True).first.wait_for()
             page.get_by_text("This is a blocking asset check.").first.wait_for()
-            shot(page, f"04-checks-{asset}-{gate}.png")
+            shot(page, f"04-checks-{asset}-{check}.png")
 
         # 4. A completed research's backtest_report: its statistics and the equity curve.
         research_id = _completed_research(topology)
