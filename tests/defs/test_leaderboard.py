@@ -2,6 +2,7 @@
 requests it, and only it, when a research ends (a verdict at either gate, or completion)."""
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -46,7 +47,7 @@ def instance(home: Path):
 def run_research(instance, research_id, spec, gates: GateThresholds | None = None,
                  selection=None):
     record_request(instance, research_id, seed=3, spec=spec)
-    thresholds = (gates or GateThresholds(**OPEN_GATES)).model_dump()
+    thresholds = dataclasses.asdict(gates or GateThresholds(**OPEN_GATES))
     return dg.materialize(
         RESEARCH_ASSETS, instance=instance, partition_key=research_id,
         selection=selection or dg.AssetSelection.assets(*RESEARCH_ASSETS),
@@ -56,7 +57,7 @@ def run_research(instance, research_id, spec, gates: GateThresholds | None = Non
 
 
 def requested(result: dg.EvaluateAutomationConditionsResult) -> set[dg.AssetKey]:
-    return {key for request in result.run_requests for key in request.asset_selection or ()}
+    return {ap.asset_key for ap in result._requested_asset_partitions}  # noqa: SLF001
 
 
 def build_leaderboard(instance) -> dict:
@@ -99,11 +100,11 @@ def test_automation_requests_only_the_leaderboard_when_a_research_ends(instance,
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
     assert requested(tick) == {LEADERBOARD}
 
-    # A research that ends while a leaderboard run is queued: not requested twice at once, and
+    # A research that ends while a leaderboard run is in flight: not requested twice at once, and
     # requested again once that run has ended (it may have read the statuses before the end).
     run = instance.create_run_for_job(
         defs.resolve_job_def(leaderboard_job.name), asset_selection=frozenset({LEADERBOARD}),
-        status=dg.DagsterRunStatus.QUEUED,
+        status=dg.DagsterRunStatus.STARTED,
     )
     run_research(instance, "r-late", small_spec, open_thresholds(min_accuracy=0.99))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
@@ -116,17 +117,20 @@ def test_automation_requests_only_the_leaderboard_when_a_research_ends(instance,
     # leaderboard's own run does not.
     [failed] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": "r-train"}))
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    context = dg.build_run_status_sensor_context(
-        sensor_name=leaderboard_after_failed_run.name, dagster_instance=instance,
-        dagster_run=failed, dagster_event=None,
-    )
-    answer = leaderboard_after_failed_run(context)
+    answer = leaderboard_after_failed_run(run_ended(instance, failed))
     assert isinstance(answer, dg.RunRequest)
-    own = dg.build_run_status_sensor_context(
+    own = instance.get_run_by_id(run.run_id)
+    assert isinstance(leaderboard_after_failed_run(run_ended(instance, own)), dg.SkipReason)
+
+
+def run_ended(instance, run: dg.DagsterRun) -> dg.RunStatusSensorContext:
+    """What a run status sensor is given when ``run`` ends."""
+    [record] = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.RUN_FAILURE,
+                                                       dg.DagsterEventType.RUN_CANCELED})
+    return dg.build_run_status_sensor_context(
         sensor_name=leaderboard_after_failed_run.name, dagster_instance=instance,
-        dagster_run=run, dagster_event=None,
+        dagster_run=run, dagster_event=record.dagster_event,
     )
-    assert isinstance(leaderboard_after_failed_run(own), dg.SkipReason)
 
 
 def test_leaderboard_agrees_with_research_status(home, instance, small_spec):
