@@ -79,7 +79,7 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
     metadata: dict[str, Any] = {
         "researches": len(entries),
         **{f"status/{status}": n for status, n in sorted(by_status.items())},
-        "leaderboard": dg.MetadataValue.table(
+        "ranking": dg.MetadataValue.table(
             [dg.TableRecord(row) for row in table[:TABLE_ROWS]],
             schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in COLUMNS]),
         ),

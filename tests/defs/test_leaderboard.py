@@ -145,7 +145,7 @@ def test_leaderboard_agrees_with_research_status(home, instance, small_spec):
     record_request(instance, "r-queued", seed=2, spec=small_spec)
 
     metadata = build_leaderboard(instance)
-    rows = {r.data["research"]: r.data for r in metadata["leaderboard"].value.records}
+    rows = {r.data["research"]: r.data for r in metadata["ranking"].value.records}
     status = research_status_json(home)  # what `research status --json` prints
     assert set(rows) == set(status) == {"r-done", "r-train", "r-back", "r-part", "r-cancel",
                                         "r-queued"}
