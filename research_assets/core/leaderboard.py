@@ -132,8 +132,9 @@ def rows(entries: Iterable[LeaderboardEntry], digits: int = 4) -> list[dict[str,
 def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
     """Two panels as PNG bytes. Left: each completed research's out-of-sample Sharpe against its
     lockbox Sharpe, with the line where they are equal (points below it did worse on data no
-    choice ever saw). Right: out-of-sample Sharpe of completed and rejected researches, as
-    histograms. A leaderboard without figures gives placeholder panels."""
+    choice ever saw), and their rank correlation over three or more. Right: out-of-sample Sharpe
+    of completed and rejected researches, as histograms. A leaderboard without figures gives
+    placeholder panels."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -143,22 +144,29 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
 
     pairs = [(e.sharpe, e.lockbox_sharpe) for e in entries
              if e.sharpe is not None and e.lockbox_sharpe is not None]
+    title = f"completed researches: {len(pairs)}"
     if pairs:
         xs, ys = zip(*pairs, strict=True)
-        scatter.scatter(xs, ys, s=14, alpha=0.6, edgecolors="none")
-        low, high = min(*xs, *ys), max(*xs, *ys)
+        # One square frame holding the points and zero, so the diagonal is the 45-degree line.
+        low, high = min(0.0, *xs, *ys), max(0.0, *xs, *ys)
         pad = max((high - low) * 0.05, 0.1)
-        scatter.plot([low - pad, high + pad], [low - pad, high + pad], color="grey",
-                     linewidth=0.8, linestyle="--", label="lockbox = out of sample")
+        low, high = low - pad, high + pad
+        scatter.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--",
+                     label="lockbox = out of sample")
         scatter.axhline(0.0, color="grey", linewidth=0.5)
         scatter.axvline(0.0, color="grey", linewidth=0.5)
+        scatter.scatter(xs, ys, s=14, alpha=0.6, edgecolors="none")
+        scatter.set_xlim(low, high)
+        scatter.set_ylim(low, high)
         scatter.legend(loc="upper left", fontsize="small", frameon=False)
+        if len(pairs) >= 3:
+            title += f", rank correlation {_spearman(xs, ys):.2f}"
     else:
         scatter.text(0.5, 0.5, "no completed research yet", ha="center", va="center",
                      transform=scatter.transAxes)
     scatter.set_xlabel("out-of-sample Sharpe (backtest period)")
     scatter.set_ylabel("lockbox Sharpe")
-    scatter.set_title(f"{len(pairs)} completed researches")
+    scatter.set_title(title, fontsize="medium")
     scatter.grid(True, linewidth=0.3, alpha=0.5)
 
     by_status = {status: [e.sharpe for e in entries if e.status == status and e.sharpe is not None]
@@ -166,12 +174,13 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
     if any(by_status.values()):
         values = [v for vs in by_status.values() for v in vs]
         low, high = min(values), max(values)
-        bins = 20 if high > low else 1
+        if high - low < 1e-9:  # one value: a bin around it
+            low, high = low - 0.5, high + 0.5
         for status, vs in by_status.items():
             if vs:
-                spread.hist(vs, bins=bins, range=(low, high) if high > low else None,
-                            alpha=0.6, label=f"{status} ({len(vs)})")
-        spread.legend(loc="upper left", fontsize="small", frameon=False)
+                spread.hist(vs, bins=20, range=(low, high), alpha=0.6,
+                            label=f"{status} ({len(vs)})")
+        spread.legend(loc="best", fontsize="small", frameon=False)
     else:
         spread.text(0.5, 0.5, "no out-of-sample figures yet", ha="center", va="center",
                     transform=spread.transAxes)
@@ -186,3 +195,10 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties get their mean rank)."""
+    import pandas as pd
+
+    return float(pd.Series(xs).rank().corr(pd.Series(ys).rank()))
