@@ -44,8 +44,9 @@ from research_assets.defs.tags import PARTITION_TAG
 
 LEADERBOARD = "leaderboard"
 # The UI table holds this many ranked rows at most (every research up to there); the asset's
-# value, a DataFrame, holds every research whatever their number.
-TABLE_ROWS = 1000
+# value, a DataFrame, holds every research whatever their number. Each build's metadata stays in
+# the event log (~0.4 KB a row, ~20 KB for the picture), so the table is capped.
+TABLE_ROWS = 500
 
 # Reset only by the leaderboard's own request (not by its materialization, as since_last_handled
 # is): a research that ends while a leaderboard run is in flight, after that run has read the
@@ -100,7 +101,7 @@ leaderboard_job = dg.define_asset_job(
 
 leaderboard_automation = dg.AutomationConditionSensorDefinition(
     "leaderboard_automation", target=dg.AssetSelection.assets(leaderboard),
-    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
     description="Requests the leaderboard when a research ends with a verdict (its automation "
     "condition); targets the leaderboard only.",
 )
@@ -121,7 +122,7 @@ def _after_research_run(context: dg.RunStatusSensorContext, ended: str):
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.FAILURE, request_job=leaderboard_job,
-    minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests the leaderboard when a research's run fails.",
 )
 def leaderboard_after_failed_run(context: dg.RunStatusSensorContext):
@@ -130,7 +131,7 @@ def leaderboard_after_failed_run(context: dg.RunStatusSensorContext):
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED, request_job=leaderboard_job,
-    minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests the leaderboard when a research's run is cancelled.",
 )
 def leaderboard_after_cancelled_run(context: dg.RunStatusSensorContext):
