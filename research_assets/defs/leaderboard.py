@@ -22,10 +22,13 @@ agree; the table and the picture are core/leaderboard.py's.
 **Never two at once, never a research slot.** The condition does not request while a leaderboard
 run is queued or in progress (``in_progress``); a research end meanwhile keeps the condition true,
 so one more run follows. The run status sensors skip while a leaderboard run is still queued (it
-has not read yet). Leaderboard runs carry no ``research/worker`` tag: the run queue's worker limits
-(2 cpu + 1 gpu of 4 runs, dagster_home/dagster.yaml) and `research trigger`'s capacity count
-research runs only, so a leaderboard run never takes a research's slot; it takes one of the run
-queue's ``max_concurrent_runs``, which the worker limits leave room for.
+has not read yet), but request one while another is running (that one may have read before the
+end). Every run they launch carries ``research/leaderboard``, which the run queue limits to one
+at a time (``tag_concurrency_limits`` in dagster_home/dagster.yaml and deploy/dagster.yaml): the
+worker limits (2 cpu + 1 gpu research runs) leave the fourth of ``max_concurrent_runs`` to it, so
+a leaderboard run never takes a research's slot. It carries no ``research/worker`` tag, so
+`research trigger`'s capacity does not count it either. (A "Materialize" click in the UI runs
+without the tag, outside that limit.)
 
 **Only the leaderboard.** ``leaderboard_automation`` targets the leaderboard alone, and no research
 asset has an automation condition: automation never launches research work.
@@ -43,6 +46,8 @@ from research_assets.defs.status_view import read_statuses
 from research_assets.defs.tags import PARTITION_TAG
 
 LEADERBOARD = "leaderboard"
+# On every run the automation and the sensors launch; the run queue runs one at a time.
+RUN_TAGS = {"research/leaderboard": "true"}
 # The UI table holds this many ranked rows at most (every research up to there); the asset's
 # value, a DataFrame, holds every research whatever their number. Each build's metadata stays in
 # the event log (~0.4 KB a row, ~20 KB for the picture), so the table is capped.
@@ -97,10 +102,11 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job", selection=dg.AssetSelection.assets(leaderboard),
     description="Rebuild the leaderboard (every research, ranked, and the comparison picture).",
+    tags=RUN_TAGS,
 )
 
 leaderboard_automation = dg.AutomationConditionSensorDefinition(
-    "leaderboard_automation", target=dg.AssetSelection.assets(leaderboard),
+    "leaderboard_automation", target=dg.AssetSelection.assets(leaderboard), run_tags=RUN_TAGS,
     default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
     description="Requests the leaderboard when a research ends with a verdict (its automation "
     "condition); targets the leaderboard only.",
@@ -117,7 +123,7 @@ def _after_research_run(context: dg.RunStatusSensorContext, ended: str):
     ))
     if queued:
         return dg.SkipReason("a leaderboard run is queued; it will read this research")
-    return dg.RunRequest(run_key=f"{ended}:{run.run_id}")
+    return dg.RunRequest(run_key=f"{ended}:{run.run_id}", tags=RUN_TAGS)
 
 
 @dg.run_status_sensor(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from research_assets.core.gates import GateThresholds
 from research_assets.definitions import defs
@@ -119,8 +120,23 @@ def test_automation_requests_only_the_leaderboard_when_a_research_ends(instance,
     assert failed.status == dg.DagsterRunStatus.FAILURE
     answer = leaderboard_after_failed_run(run_ended(instance, failed))
     assert isinstance(answer, dg.RunRequest)
+    assert answer.tags == {"research/leaderboard": "true"}  # the run queue's one-at-a-time
     own = instance.get_run_by_id(run.run_id)
     assert isinstance(leaderboard_after_failed_run(run_ended(instance, own)), dg.SkipReason)
+
+
+def test_the_run_queue_runs_one_leaderboard_at_a_time_beside_the_research_workers():
+    for path in (REPO / "dagster_home" / "dagster.yaml", REPO / "deploy" / "dagster.yaml"):
+        runs = yaml.safe_load(path.read_text())["concurrency"]["runs"]
+        limits = {(rule["key"], str(rule.get("value"))): rule["limit"]
+                  for rule in runs["tag_concurrency_limits"]}
+        assert limits[("research/leaderboard", "None")] == 1
+        workers = limits[("research/worker", "cpu")] + limits[("research/worker", "gpu")]
+        # A leaderboard run never waits for, or takes, a research worker's run slot.
+        assert workers + 1 <= runs["max_concurrent_runs"], path
+    automation = defs.get_sensor_def("leaderboard_automation")
+    assert automation.run_tags == {"research/leaderboard": "true"}
+    assert defs.resolve_job_def("leaderboard_job").tags == {"research/leaderboard": "true"}
 
 
 def run_ended(instance, run: dg.DagsterRun) -> dg.RunStatusSensorContext:

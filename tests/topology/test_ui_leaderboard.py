@@ -59,6 +59,7 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
     run = topology.instance.get_run_by_id(record.run_id)
     assert run.asset_selection == {LEADERBOARD}, run.asset_selection
     assert WORKER_TAG not in run.tags, run.tags  # takes no research worker slot
+    assert run.tags.get("research/leaderboard") == "true", run.tags  # one at a time
     assert run.tags.get("dagster/sensor_name", "").startswith("leaderboard_"), run.tags
     rows = ranking(record)
     for research_id, s in status.items():
