@@ -78,16 +78,21 @@ def main() -> int:
         started = time.perf_counter()
         statuses = read_statuses(instance)
         read_s = time.perf_counter() - started
-        entries = [LeaderboardEntry.from_status(s.data, s.sharpe, s.excess_return,
-                                                s.deflated_sharpe) for s in statuses]
+        entries = [
+            LeaderboardEntry.from_status(s.data, s.sharpe, s.excess_return, s.deflated_sharpe)
+            for s in statuses
+        ]
         started = time.perf_counter()
         table = rows(entries)
         rows_s = time.perf_counter() - started
         started = time.perf_counter()
         png = comparison_png(entries)
         png_s = time.perf_counter() - started
-        out["parts_warm_s"] = {"read_statuses": round(read_s, 3), "rows": round(rows_s, 3),
-                               "picture": round(png_s, 3)}
+        out["parts_warm_s"] = {
+            "read_statuses": round(read_s, 3),
+            "rows": round(rows_s, 3),
+            "picture": round(png_s, 3),
+        }
         out["png_bytes"] = len(png)
         out["table_rows"] = len(table)
         record = instance.fetch_materializations(leaderboard.key, limit=1).records[0]

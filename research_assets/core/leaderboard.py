@@ -85,9 +85,13 @@ class LeaderboardEntry:
     reason: str | None  # in numbers where a gate rejected it, else the reason code
 
     @classmethod
-    def from_status(cls, status: Mapping[str, Any], sharpe: float | None = None,
-                    excess_return: float | None = None,
-                    deflated_sharpe: float | None = None) -> "LeaderboardEntry":
+    def from_status(
+        cls,
+        status: Mapping[str, Any],
+        sharpe: float | None = None,
+        excess_return: float | None = None,
+        deflated_sharpe: float | None = None,
+    ) -> "LeaderboardEntry":
         """From a status document (``research status --json``'s entry) and the pooled
         backtest-period figures kept beside it."""
         lockbox = status.get("lockbox")
@@ -110,10 +114,15 @@ class LeaderboardEntry:
 def rank(entries: Iterable[LeaderboardEntry]) -> list[LeaderboardEntry]:
     """Completed researches first, each group by out-of-sample Sharpe (best first, none last),
     then by age (oldest first)."""
-    return sorted(entries, key=lambda e: (
-        e.status != "completed", -(e.sharpe if e.sharpe is not None else -math.inf),
-        e.created_at, e.research,
-    ))
+    return sorted(
+        entries,
+        key=lambda e: (
+            e.status != "completed",
+            -(e.sharpe if e.sharpe is not None else -math.inf),
+            e.created_at,
+            e.research,
+        ),
+    )
 
 
 def rows(entries: Iterable[LeaderboardEntry], digits: int = 4) -> list[dict[str, Any]]:
@@ -141,8 +150,11 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
     FigureCanvasAgg(fig)
     scatter, spread = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 
-    pairs = [(e.sharpe, e.lockbox_sharpe) for e in entries
-             if e.sharpe is not None and e.lockbox_sharpe is not None]
+    pairs = [
+        (e.sharpe, e.lockbox_sharpe)
+        for e in entries
+        if e.sharpe is not None and e.lockbox_sharpe is not None
+    ]
     title = f"completed researches: {len(pairs)}"
     if pairs:
         xs, ys = zip(*pairs, strict=True)
@@ -150,8 +162,14 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
         low, high = min(0.0, *xs, *ys), max(0.0, *xs, *ys)
         pad = max((high - low) * 0.05, 0.1)
         low, high = low - pad, high + pad
-        scatter.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--",
-                     label="lockbox = out of sample")
+        scatter.plot(
+            [low, high],
+            [low, high],
+            color="grey",
+            linewidth=0.8,
+            linestyle="--",
+            label="lockbox = out of sample",
+        )
         scatter.axhline(0.0, color="grey", linewidth=0.5)
         scatter.axvline(0.0, color="grey", linewidth=0.5)
         scatter.scatter(xs, ys, s=14, alpha=0.6, edgecolors="none")
@@ -161,15 +179,23 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
         if len(pairs) >= 3:
             title += f", rank correlation {_spearman(xs, ys):.2f}"
     else:
-        scatter.text(0.5, 0.5, "no completed research yet", ha="center", va="center",
-                     transform=scatter.transAxes)
+        scatter.text(
+            0.5,
+            0.5,
+            "no completed research yet",
+            ha="center",
+            va="center",
+            transform=scatter.transAxes,
+        )
     scatter.set_xlabel("out-of-sample Sharpe (backtest period)")
     scatter.set_ylabel("lockbox Sharpe")
     scatter.set_title(title, fontsize="medium")
     scatter.grid(True, linewidth=0.3, alpha=0.5)
 
-    by_status = {status: [e.sharpe for e in entries if e.status == status and e.sharpe is not None]
-                 for status in ("completed", "rejected")}
+    by_status = {
+        status: [e.sharpe for e in entries if e.status == status and e.sharpe is not None]
+        for status in ("completed", "rejected")
+    }
     if any(by_status.values()):
         values = [v for vs in by_status.values() for v in vs]
         low, high = min(values), max(values)
@@ -177,15 +203,24 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
             low, high = low - 0.5, high + 0.5
         for status, vs in by_status.items():
             if vs:
-                spread.hist(vs, bins=20, range=(low, high), alpha=0.6,
-                            label=f"{status} ({len(vs)})")
+                spread.hist(
+                    vs, bins=20, range=(low, high), alpha=0.6, label=f"{status} ({len(vs)})"
+                )
         spread.legend(loc="best", fontsize="small", frameon=False)
     else:
-        spread.text(0.5, 0.5, "no out-of-sample figures yet", ha="center", va="center",
-                    transform=spread.transAxes)
+        spread.text(
+            0.5,
+            0.5,
+            "no out-of-sample figures yet",
+            ha="center",
+            va="center",
+            transform=spread.transAxes,
+        )
     counts = Counter(e.status for e in entries)
-    spread.set_title(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no researches",
-                     fontsize="small")
+    spread.set_title(
+        ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no researches",
+        fontsize="small",
+    )
     spread.set_xlabel("out-of-sample Sharpe")
     spread.set_ylabel("researches")
     spread.grid(True, linewidth=0.3, alpha=0.5)
@@ -198,8 +233,9 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.open(drawn).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT) \
-        .save(buffer, format="PNG", optimize=True)
+    Image.open(drawn).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(
+        buffer, format="PNG", optimize=True
+    )
     return buffer.getvalue()
 
 

@@ -66,7 +66,8 @@ RESEARCH_ENDED = (
 
 
 @dg.asset(
-    group_name="leaderboard", kinds={"pandas", "matplotlib"},
+    group_name="leaderboard",
+    kinds={"pandas", "matplotlib"},
     deps=[trained_model, backtest_report, lockbox_report],
     automation_condition=RESEARCH_ENDED,
 )
@@ -75,8 +76,10 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
     strategy, out-of-sample and lockbox figures and cost; and out-of-sample against lockbox
     Sharpe as a picture. Rebuilt whenever a research ends."""
     statuses = read_statuses(context.instance)
-    entries = [LeaderboardEntry.from_status(s.data, s.sharpe, s.excess_return, s.deflated_sharpe)
-               for s in statuses]
+    entries = [
+        LeaderboardEntry.from_status(s.data, s.sharpe, s.excess_return, s.deflated_sharpe)
+        for s in statuses
+    ]
     table = rows(entries)
     png = comparison_png(entries)
     by_status: dict[str, int] = {}
@@ -89,25 +92,31 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
             [dg.TableRecord(row) for row in table[:TABLE_ROWS]],
             schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in COLUMNS]),
         ),
-        "comparison": dg.MetadataValue.md(png_markdown(
-            png, alt="out-of-sample against lockbox Sharpe")),
+        "comparison": dg.MetadataValue.md(
+            png_markdown(png, alt="out-of-sample against lockbox Sharpe")
+        ),
     }
     if len(table) > TABLE_ROWS:
-        metadata["table_note"] = (f"the table shows the first {TABLE_ROWS} of {len(table)} "
-                                  "researches; the asset's value holds every one")
-    return dg.Output(pd.DataFrame(table, columns=[name for name, _ in COLUMNS]),
-                     metadata=metadata)
+        metadata["table_note"] = (
+            f"the table shows the first {TABLE_ROWS} of {len(table)} "
+            "researches; the asset's value holds every one"
+        )
+    return dg.Output(pd.DataFrame(table, columns=[name for name, _ in COLUMNS]), metadata=metadata)
 
 
 leaderboard_job = dg.define_asset_job(
-    "leaderboard_job", selection=dg.AssetSelection.assets(leaderboard),
+    "leaderboard_job",
+    selection=dg.AssetSelection.assets(leaderboard),
     description="Rebuild the leaderboard (every research, ranked, and the comparison picture).",
     tags=RUN_TAGS,
 )
 
 leaderboard_automation = dg.AutomationConditionSensorDefinition(
-    "leaderboard_automation", target=dg.AssetSelection.assets(leaderboard), run_tags=RUN_TAGS,
-    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    "leaderboard_automation",
+    target=dg.AssetSelection.assets(leaderboard),
+    run_tags=RUN_TAGS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
     description="Requests the leaderboard when a research ends with a verdict (its automation "
     "condition); targets the leaderboard only.",
 )
@@ -117,18 +126,22 @@ def _after_research_run(context: dg.RunStatusSensorContext, ended: str):
     run = context.dagster_run
     if PARTITION_TAG not in run.tags:  # not a research's run (the leaderboard's own, say)
         return dg.SkipReason(f"run {run.run_id} is not a research's run")
-    queued = context.instance.get_runs_count(dg.RunsFilter(
-        job_name=leaderboard_job.name,
-        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
-    ))
+    queued = context.instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=leaderboard_job.name,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
     if queued:
         return dg.SkipReason("a leaderboard run is queued; it will read this research")
     return dg.RunRequest(run_key=f"{ended}:{run.run_id}", tags=RUN_TAGS)
 
 
 @dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.FAILURE, request_job=leaderboard_job,
-    minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+    run_status=dg.DagsterRunStatus.FAILURE,
+    request_job=leaderboard_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests the leaderboard when a research's run fails.",
 )
 def leaderboard_after_failed_run(context: dg.RunStatusSensorContext):
@@ -136,8 +149,10 @@ def leaderboard_after_failed_run(context: dg.RunStatusSensorContext):
 
 
 @dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.CANCELED, request_job=leaderboard_job,
-    minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+    run_status=dg.DagsterRunStatus.CANCELED,
+    request_job=leaderboard_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests the leaderboard when a research's run is cancelled.",
 )
 def leaderboard_after_cancelled_run(context: dg.RunStatusSensorContext):

@@ -45,15 +45,17 @@ def instance(home: Path):
         yield inst
 
 
-def run_research(instance, research_id, spec, gates: GateThresholds | None = None,
-                 selection=None):
+def run_research(instance, research_id, spec, gates: GateThresholds | None = None, selection=None):
     record_request(instance, research_id, seed=3, spec=spec)
     thresholds = dataclasses.asdict(gates or GateThresholds(**OPEN_GATES))
     return dg.materialize(
-        RESEARCH_ASSETS, instance=instance, partition_key=research_id,
+        RESEARCH_ASSETS,
+        instance=instance,
+        partition_key=research_id,
         selection=selection or dg.AssetSelection.assets(*RESEARCH_ASSETS),
         resources={**defs.resources, "gates": QualityGatesResource(**thresholds)},
-        raise_on_error=False, tags={"research/id": research_id},
+        raise_on_error=False,
+        tags={"research/id": research_id},
     )
 
 
@@ -70,8 +72,11 @@ def build_leaderboard(instance) -> dict:
 
 def research_status_json(home: Path) -> dict[str, dict]:
     done = subprocess.run(
-        [sys.executable, "-m", "research_assets.cli", "status", "--json"], cwd=REPO,
-        env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, text=True,
+        [sys.executable, "-m", "research_assets.cli", "status", "--json"],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -104,7 +109,8 @@ def test_automation_requests_only_the_leaderboard_when_a_research_ends(instance,
     # A research that ends while a leaderboard run is in flight: not requested twice at once, and
     # requested again once that run has ended (it may have read the statuses before the end).
     run = instance.create_run_for_job(
-        defs.resolve_job_def(leaderboard_job.name), asset_selection=frozenset({LEADERBOARD}),
+        defs.resolve_job_def(leaderboard_job.name),
+        asset_selection=frozenset({LEADERBOARD}),
         status=dg.DagsterRunStatus.STARTED,
     )
     run_research(instance, "r-late", small_spec, open_thresholds(min_accuracy=0.99))
@@ -128,8 +134,10 @@ def test_automation_requests_only_the_leaderboard_when_a_research_ends(instance,
 def test_the_run_queue_runs_one_leaderboard_at_a_time_beside_the_research_workers():
     for path in (REPO / "dagster_home" / "dagster.yaml", REPO / "deploy" / "dagster.yaml"):
         runs = yaml.safe_load(path.read_text())["concurrency"]["runs"]
-        limits = {(rule["key"], str(rule.get("value"))): rule["limit"]
-                  for rule in runs["tag_concurrency_limits"]}
+        limits = {
+            (rule["key"], str(rule.get("value"))): rule["limit"]
+            for rule in runs["tag_concurrency_limits"]
+        }
         assert limits[("research/leaderboard", "None")] == 1
         workers = limits[("research/worker", "cpu")] + limits[("research/worker", "gpu")]
         # A leaderboard run never waits for, or takes, a research worker's run slot.
@@ -141,11 +149,14 @@ def test_the_run_queue_runs_one_leaderboard_at_a_time_beside_the_research_worker
 
 def run_ended(instance, run: dg.DagsterRun) -> dg.RunStatusSensorContext:
     """What a run status sensor is given when ``run`` ends."""
-    [record] = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.RUN_FAILURE,
-                                                       dg.DagsterEventType.RUN_CANCELED})
+    [record] = instance.all_logs(
+        run.run_id, of_type={dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
+    )
     return dg.build_run_status_sensor_context(
-        sensor_name=leaderboard_after_failed_run.name, dagster_instance=instance,
-        dagster_run=run, dagster_event=record.dagster_event,
+        sensor_name=leaderboard_after_failed_run.name,
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=record.dagster_event,
     )
 
 
@@ -154,8 +165,9 @@ def test_leaderboard_agrees_with_research_status(home, instance, small_spec):
     run_research(instance, "r-train", small_spec, open_thresholds(min_accuracy=0.99))
     run_research(instance, "r-back", small_spec, open_thresholds(min_sharpe=100.0))
     # Stopped after its design: ends `failed` (incomplete).
-    run_research(instance, "r-part", small_spec,
-                 selection=dg.AssetSelection.assets("strategy_spec"))
+    run_research(
+        instance, "r-part", small_spec, selection=dg.AssetSelection.assets("strategy_spec")
+    )
     record_request(instance, "r-cancel", seed=1, spec=small_spec)
     record_cancel(instance, "r-cancel")
     record_request(instance, "r-queued", seed=2, spec=small_spec)
@@ -163,10 +175,18 @@ def test_leaderboard_agrees_with_research_status(home, instance, small_spec):
     metadata = build_leaderboard(instance)
     rows = {r.data["research"]: r.data for r in metadata["ranking"].value.records}
     status = research_status_json(home)  # what `research status --json` prints
-    assert set(rows) == set(status) == {"r-done", "r-train", "r-back", "r-part", "r-cancel",
-                                        "r-queued"}
+    assert (
+        set(rows)
+        == set(status)
+        == {"r-done", "r-train", "r-back", "r-part", "r-cancel", "r-queued"}
+    )
     assert {rows[i]["status"] for i in rows} == {
-        "completed", "rejected", "failed", "cancelled", "queued"}
+        "completed",
+        "rejected",
+        "failed",
+        "cancelled",
+        "queued",
+    }
     pooled = {s.id: s.backtest_summary for s in load_statuses(instance)}
     for research_id, row in rows.items():
         s = status[research_id]
@@ -178,7 +198,8 @@ def test_leaderboard_agrees_with_research_status(home, instance, small_spec):
         assert row["sharpe"] == (None if sharpe is None else pytest.approx(sharpe, abs=1e-4))
         lockbox = [d["Sharpe Ratio"] for d in (s["lockbox"] or {}).values()]
         assert row["lockbox_sharpe"] == (
-            pytest.approx(sum(lockbox) / len(lockbox), abs=1e-4) if lockbox else None)
+            pytest.approx(sum(lockbox) / len(lockbox), abs=1e-4) if lockbox else None
+        )
     # Rejections say why in numbers, as `research status` does.
     assert "< 0.99" in rows["r-train"]["reason"]
     assert rows["r-back"]["reason"].endswith("(sharpe_too_low)")

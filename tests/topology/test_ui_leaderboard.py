@@ -20,7 +20,8 @@ LEADERBOARD = dg.AssetKey("leaderboard")
 
 def latest_leaderboard(topology: Topology) -> dg.EventLogRecord | None:
     found = topology.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=LEADERBOARD), limit=1)
+        AssetRecordsFilter(asset_key=LEADERBOARD), limit=1
+    )
     return found.records[0] if found.records else None
 
 
@@ -37,8 +38,11 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
     # Dates the data does not cover: its run fails at training, with nothing that a gate or the
     # lockbox materializes, so only the run status sensor can tell the leaderboard.
     no_data = topology.home / "leaderboard_no_data.yaml"
-    no_data.write_text(make_spec(name="leaderboard_no_data", date_range={
-        "start": "1990-01-01", "end": "1990-03-01"}).to_yaml())
+    no_data.write_text(
+        make_spec(
+            name="leaderboard_no_data", date_range={"start": "1990-01-01", "end": "1990-03-01"}
+        ).to_yaml()
+    )
 
     def rebuilt_with(ids: list[str]) -> tuple[dg.EventLogRecord, dict[str, dict]]:
         topology.wait_final(ids, timeout=300)
@@ -51,16 +55,26 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
                 return None
             rows = ranking(record)
             agree = set(rows) == set(status) and all(
-                rows[i]["status"] == status[i]["status"] for i in status)
+                rows[i]["status"] == status[i]["status"] for i in status
+            )
             return record if agree else None
 
         # Nobody asks for it: the daemon rebuilds it after the last research ends.
-        record = wait_for(current, 240, f"the leaderboard to be rebuilt with the end of {ids}",
-                          interval=2.0, on_timeout=lambda: topology.describe(ids) + topology.logs())
+        record = wait_for(
+            current,
+            240,
+            f"the leaderboard to be rebuilt with the end of {ids}",
+            interval=2.0,
+            on_timeout=lambda: topology.describe(ids) + topology.logs(),
+        )
         run = topology.instance.get_run_by_id(record.run_id)
         # It materialized the leaderboard alone: automation launches no research work.
-        materialized = {r.asset_key for r in topology.instance.get_records_for_run(
-            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
+        materialized = {
+            r.asset_key
+            for r in topology.instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).records
+        }
         assert materialized == {LEADERBOARD}, materialized
         assert WORKER_TAG not in run.tags, run.tags  # takes no research worker slot
         assert run.tags.get("research/leaderboard") == "true", run.tags  # one at a time
@@ -74,7 +88,9 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
     run, status = rebuilt_with([completed])
     assert status[completed]["status"] in ("completed", "rejected"), status[completed]
     assert run.tags.get("dagster/sensor_name") in (
-        "leaderboard_automation", "leaderboard_after_failed_run"), run.tags
+        "leaderboard_automation",
+        "leaderboard_after_failed_run",
+    ), run.tags
 
     failed = topology.trigger("--spec", str(no_data))
     run, status = rebuilt_with([failed])
@@ -111,11 +127,16 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
         row = page.locator("tr", has_text="comparison").first
         row.scroll_into_view_if_needed()
         row.get_by_text("[Show Markdown]").click()
-        picture = page.get_by_role("dialog").filter(has_text="comparison") \
-            .locator("img[src^='data:image/png']").first
+        picture = (
+            page.get_by_role("dialog")
+            .filter(has_text="comparison")
+            .locator("img[src^='data:image/png']")
+            .first
+        )
         picture.wait_for()
         width, height = picture.evaluate(
-            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])"
+        )
         assert width > 300 and height > 200, (width, height)
         shot(page, "leaderboard-03-comparison.png")
 
