@@ -45,7 +45,6 @@ from research_assets.defs.assets import backtest_report, lockbox_report, trained
 from research_assets.defs.status_view import read_statuses
 from research_assets.defs.tags import PARTITION_TAG
 
-LEADERBOARD = "leaderboard"
 # On every run the automation and the sensors launch; the run queue runs one at a time.
 RUN_TAGS = {"research/leaderboard": "true"}
 # The UI table holds this many ranked rows at most (every research up to there); the asset's
@@ -56,7 +55,9 @@ TABLE_ROWS = 500
 # Reset only by the leaderboard's own request (not by its materialization, as since_last_handled
 # is): a research that ends while a leaderboard run is in flight, after that run has read the
 # statuses, still gets a run of its own. Both sides carry timestamps (the deps' materializations,
-# the previous tick's request), so a dep update after the request wins over the reset.
+# the previous tick's request), so a dep update after the request wins over the reset. Plain
+# newly_updated rather than any_deps_updated, which ignores updates made by a run that also
+# targeted the leaderboard: a `strategy_spec*` run rejected at a gate skips its leaderboard step.
 RESEARCH_ENDED = (
     dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
     .since(dg.AutomationCondition.newly_requested())
