@@ -13,6 +13,13 @@ from research_assets.defs.assets import (
 )
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.jobs import market_data_job, research_job
+from research_assets.defs.leaderboard import (
+    leaderboard,
+    leaderboard_after_cancelled_run,
+    leaderboard_after_failed_run,
+    leaderboard_automation,
+    leaderboard_job,
+)
 from research_assets.defs.pool_setup import PoolsResource, pool_watchdog
 from research_assets.defs.resources import (
     DesignerResource,
@@ -24,9 +31,10 @@ from research_assets.defs.sensors import research_autopilot, research_intake
 
 defs = dg.Definitions(
     assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
-            lockbox_report],
-    jobs=[research_job, market_data_job],
-    sensors=[research_intake, research_autopilot, pool_watchdog],
+            lockbox_report, leaderboard],
+    jobs=[research_job, market_data_job, leaderboard_job],
+    sensors=[research_intake, research_autopilot, pool_watchdog, leaderboard_automation,
+             leaderboard_after_failed_run, leaderboard_after_cancelled_run],
     resources={
         "cancel_watch": CancelWatchResource(),
         "datasets": MarketDataResource(),
