@@ -11,7 +11,7 @@ reject the small spec at the backtest gate). A sampler thread reads, every 0.2 s
 progress per worker class (STARTING, STARTED, CANCELING: what the run queue counts against
 ``tag_concurrency_limits``) and the claimed slots of each pool
 (``event_log_storage.get_concurrency_info(pool).claimed_slots``); the maxima are compared with
-the instance's limits (``research_assets.defs.capacity.load_capacity``). A sampler can miss a
+the instance's limits (``research_assets.state.capacity.load_capacity``). A sampler can miss a
 spike shorter than 0.2 s, so "within limits" is a sampled check, not a proof. A research has
 ended when its status is final and no retry of its run is coming (``dagster/will_retry``: a run
 that does not start within run_monitoring's start timeout is failed and retried).
@@ -271,8 +271,8 @@ def _finished(instance: dg.DagsterInstance, status: Any) -> bool:
 
 
 def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str, Any]:
-    from research_assets.defs.capacity import admit, load_capacity
-    from research_assets.defs.records import load_statuses, new_research_id, record_request
+    from research_assets.state.capacity import admit, load_capacity
+    from research_assets.state.records import load_statuses, new_research_id, record_request
     from research_assets.defs.tags import PARTITION_TAG
     from research_assets.local_daemon import LocalDaemon
 
@@ -407,7 +407,7 @@ def _template_events() -> tuple[dict[str, Any], dict[str, Any]]:
     its materialization tags, the templates of the synthetic ones."""
     from research_assets.definitions import defs
     from research_assets.defs.jobs import RESEARCH_ASSETS
-    from research_assets.defs.records import record_request
+    from research_assets.state.records import record_request
     from research_assets.defs.resources import QualityGatesResource
 
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as inst:

@@ -29,7 +29,7 @@ from research_assets.core.training import TrainedModel
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.pool_setup import PoolsResource
-from research_assets.defs.records import (
+from research_assets.state.records import (
     latest_metadata,
     load_memory,
     materialized,

@@ -9,10 +9,10 @@ import os
 
 import dagster as dg
 
-from research_assets.defs.capacity import admit
+from research_assets.state.capacity import admit
 from research_assets.defs.jobs import research_job
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.records import (
+from research_assets.state.records import (
     cancelled_ids,
     new_research_id,
     partitions_with_runs,

@@ -17,7 +17,7 @@ from research_assets.core.designer import market_costs
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.definitions import defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import (
+from research_assets.state.records import (
     latest_metadata,
     load_statuses,
     record_request,

@@ -31,7 +31,7 @@ from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.definitions import defs
 from research_assets.defs import assets as asset_defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import load_memory, load_statuses, record_request
+from research_assets.state.records import load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
 from research_assets.llm.assessor import ClaudeAssessor
 from research_assets.llm.config import LLMSettings

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from research_assets.defs.capacity import POOLS, pool_limits
+from research_assets.state.capacity import POOLS, pool_limits
 from research_assets.defs.pool_setup import (
     STUCK_AFTER_S,
     ensure_pools,

@@ -1,4 +1,4 @@
-"""Statuses through the research index (research_assets/defs/research_index.py) and the
+"""Statuses through the research index (research_assets/state/research_index.py) and the
 rendered statuses `research status` prints (status_view.py), over synthetic researches of every
 kind, on SQLite and on Postgres.
 
@@ -29,15 +29,15 @@ from dagster._core.remote_origin import (
 from dagster._utils.error import SerializableErrorInfo
 
 from research_assets.cli import leaderboard, status_table
-from research_assets.defs import research_index
-from research_assets.defs.records import (
+from research_assets.state import research_index
+from research_assets.state.records import (
     load_fleet,
     load_memory,
     load_statuses,
     record_cancel,
     record_request,
 )
-from research_assets.defs.status_view import encode, read_statuses
+from research_assets.state.status_view import encode, read_statuses
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
 from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 from tests.postgres_support import fresh_database, postgres_storage

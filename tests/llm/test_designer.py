@@ -9,7 +9,7 @@ import pytest
 from research_assets.core.designer import DesignRequest
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
-from research_assets.defs.records import load_memory, load_statuses
+from research_assets.state.records import load_memory, load_statuses
 from research_assets.llm.designer import ClaudeDesigner
 from research_assets.llm.errors import (
     LLM_BAD_RESPONSE,

@@ -20,14 +20,14 @@ import dagster as dg
 from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
-from research_assets.defs.instance_reads import (
+from research_assets.state.instance_reads import (
     fetch_all,
     fetch_latest,
     latest_runs,
     metadata_of,
 )
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.research_index import ResearchIndex
+from research_assets.state.research_index import ResearchIndex
 from research_assets.defs.tags import (
     DEFAULT_WORKER,
     GATE_DESCRIPTION,

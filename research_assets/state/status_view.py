@@ -22,8 +22,8 @@ from typing import Any
 
 import dagster as dg
 
-from research_assets.defs.records import ResearchStatus, load_statuses, research_ids
-from research_assets.defs.research_index import (
+from research_assets.state.records import ResearchStatus, load_statuses, research_ids
+from research_assets.state.research_index import (
     STREAMS,
     VIEW_ROW,
     bucket_of,

@@ -23,7 +23,7 @@ from typing import Any
 
 import dagster as dg
 
-from research_assets.defs.instance_reads import (
+from research_assets.state.instance_reads import (
     failure_reason,
     fetch_all,
     fetch_latest,

@@ -9,13 +9,13 @@ from typing import Any
 import dagster as dg
 
 from research_assets.core.overfitting import lockbox_outcome, overfitting_report
-from research_assets.defs.capacity import (
+from research_assets.state.capacity import (
     POOLS,
     WORKER_CLASSES,
     current_load,
     load_capacity,
 )
-from research_assets.defs.records import TOKEN_KEYS, load_fleet, spent_today_usd
+from research_assets.state.records import TOKEN_KEYS, load_fleet, spent_today_usd
 
 FINAL = ("completed", "rejected", "failed", "cancelled")
 
