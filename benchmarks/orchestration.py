@@ -271,10 +271,10 @@ def _finished(instance: dg.DagsterInstance, status: Any) -> bool:
 
 
 def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str, Any]:
-    from research_assets.state.capacity import admit, load_capacity
-    from research_assets.state.records import load_statuses, new_research_id, record_request
     from research_assets.defs.tags import PARTITION_TAG
     from research_assets.local_daemon import LocalDaemon
+    from research_assets.state.capacity import admit, load_capacity
+    from research_assets.state.records import load_statuses, new_research_id, record_request
 
     home = _new_home("research-bench-run-")
     _set_env(home)
@@ -407,8 +407,8 @@ def _template_events() -> tuple[dict[str, Any], dict[str, Any]]:
     its materialization tags, the templates of the synthetic ones."""
     from research_assets.definitions import defs
     from research_assets.defs.jobs import RESEARCH_ASSETS
-    from research_assets.state.records import record_request
     from research_assets.defs.resources import QualityGatesResource
+    from research_assets.state.records import record_request
 
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as inst:
         record_request(inst, "r-template", seed=3, spec=small_spec())

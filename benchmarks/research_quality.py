@@ -261,8 +261,8 @@ def read_outcomes(home: Path, ids: list[str]) -> list[dict[str, Any]]:
     """Each research's outcome from its instance, in trigger order."""
     import dagster as dg
 
-    from research_assets.state.records import latest_metadata, load_statuses
     from research_assets.defs.tags import GATE_DESCRIPTION, PARTITION_TAG
+    from research_assets.state.records import latest_metadata, load_statuses
 
     rows = []
     with dg.DagsterInstance.from_config(str(home)) as instance:

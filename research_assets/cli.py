@@ -217,8 +217,8 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from research_assets.state.records import new_research_id, record_request
     from research_assets.local_daemon import LocalDaemon
+    from research_assets.state.records import new_research_id, record_request
 
     spec = _read_spec(args.spec)
     _check_settings()

@@ -29,13 +29,6 @@ from research_assets.core.training import TrainedModel
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.pool_setup import PoolsResource
-from research_assets.state.records import (
-    latest_metadata,
-    load_memory,
-    materialized,
-    read_request,
-    usage_metadata,
-)
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -44,6 +37,13 @@ from research_assets.defs.resources import (
 )
 from research_assets.defs.tags import GATE_DESCRIPTION, GATE_PASSED, GATE_REASON
 from research_assets.llm.errors import LLMConfigError, LLMError
+from research_assets.state.records import (
+    latest_metadata,
+    load_memory,
+    materialized,
+    read_request,
+    usage_metadata,
+)
 
 TRAINING_GATE = dg.AssetCheckSpec(
     "training_gate", asset="trained_model", blocking=True,

@@ -9,9 +9,10 @@ import os
 
 import dagster as dg
 
-from research_assets.state.capacity import admit
 from research_assets.defs.jobs import research_job
 from research_assets.defs.partitions import research_partitions
+from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
+from research_assets.state.capacity import admit
 from research_assets.state.records import (
     cancelled_ids,
     new_research_id,
@@ -19,7 +20,6 @@ from research_assets.state.records import (
     read_requests,
     record_request,
 )
-from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
 
 # How many partitions one intake tick reads; the cursor carries on from there.
 INTAKE_PAGE = 500

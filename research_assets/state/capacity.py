@@ -16,8 +16,8 @@ import dagster as dg
 from research_assets.core.budget import check_budget, daily_budget_usd
 from research_assets.core.config import env_int
 from research_assets.core.errors import ConfigError
-from research_assets.state.records import research_ids, spent_today_usd
 from research_assets.defs.tags import WORKER_TAG
+from research_assets.state.records import research_ids, spent_today_usd
 
 POOLS = ("training", "backtest")
 WORKER_CLASSES = ("cpu", "gpu")

@@ -20,14 +20,7 @@ import dagster as dg
 from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
-from research_assets.state.instance_reads import (
-    fetch_all,
-    fetch_latest,
-    latest_runs,
-    metadata_of,
-)
 from research_assets.defs.partitions import research_partitions
-from research_assets.state.research_index import ResearchIndex
 from research_assets.defs.tags import (
     DEFAULT_WORKER,
     GATE_DESCRIPTION,
@@ -36,6 +29,13 @@ from research_assets.defs.tags import (
     TOKEN_KEYS,
     USAGE_PREFIX,
 )
+from research_assets.state.instance_reads import (
+    fetch_all,
+    fetch_latest,
+    latest_runs,
+    metadata_of,
+)
+from research_assets.state.research_index import ResearchIndex
 
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 # The phase a research is in once the asset on the left has been materialized.

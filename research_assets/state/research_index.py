@@ -23,12 +23,6 @@ from typing import Any
 
 import dagster as dg
 
-from research_assets.state.instance_reads import (
-    failure_reason,
-    fetch_all,
-    fetch_latest,
-    metadata_of,
-)
 from research_assets.defs.tags import (
     GATE_DESCRIPTION,
     GATE_PASSED,
@@ -37,6 +31,12 @@ from research_assets.defs.tags import (
     USAGE_PREFIX,
     WILL_RETRY_TAG,
     WORKER_TAG,
+)
+from research_assets.state.instance_reads import (
+    failure_reason,
+    fetch_all,
+    fetch_latest,
+    metadata_of,
 )
 
 _log = logging.getLogger(__name__)

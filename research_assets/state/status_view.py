@@ -22,6 +22,7 @@ from typing import Any
 
 import dagster as dg
 
+from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
 from research_assets.state.records import ResearchStatus, load_statuses, research_ids
 from research_assets.state.research_index import (
     STREAMS,
@@ -33,7 +34,6 @@ from research_assets.state.research_index import (
     run_settled,
     write_rows,
 )
-from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
 
 _FEW = 500  # up to this many ids, queries name them; beyond, they read every partition
 _FAILURE = dg.DagsterRunStatus.FAILURE.value

@@ -29,6 +29,7 @@ from dagster._core.remote_origin import (
 from dagster._utils.error import SerializableErrorInfo
 
 from research_assets.cli import leaderboard, status_table
+from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
 from research_assets.state import research_index
 from research_assets.state.records import (
     load_fleet,
@@ -38,7 +39,6 @@ from research_assets.state.records import (
     record_request,
 )
 from research_assets.state.status_view import encode, read_statuses
-from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
 from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 from tests.postgres_support import fresh_database, postgres_storage
 
