@@ -110,7 +110,7 @@ SAMPLE_EVERY_S = 0.2
 TARGET_OVERHEAD_S = 8.0
 TARGET_STATUS_S = 2.0
 # Bump when the shape of the built instance changes, so that a stale cache is rebuilt.
-BUILD_VERSION = 5
+BUILD_VERSION = 6  # 6: with the research summaries the research_summaries sensor keeps
 TEMPLATE_VERSION = 1  # of the cached metadata templates (one real research)
 
 # A research's environment: offline designer and rule-based assessor, no key, no limits at
@@ -610,6 +610,22 @@ class _Builder:
             self.run_templates[(status, "will_retry")] = _Template(serialize_value(dying))
         self.run_template = run
         self.snapshot_id = run.job_snapshot_id
+        # (row index, "m" | "o", asset, partition, timestamp, plain metadata) of every asset
+        # event: what the research summaries are made of (write_summaries).
+        self.plain: list[tuple[int, str, str, str, float, dict[str, Any]]] = []
+        from research_assets.state.instance_reads import plain
+
+        self.plain_md = {a: plain(m) for a, m in md.items()}
+
+    def _plain_md(self, asset: str, variant: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """The plain metadata (instance_reads.plain) of a filled template: what a reader of
+        the event would find."""
+        md = {**self.plain_md[asset], **{k: v for k, v in values.items() if k != "reason"}}
+        if asset in ("trained_model", "backtest_report"):
+            md.update(gate_passed=variant, gate_reason=values["reason"])
+        elif asset == "assessment" and variant == "claude":
+            md["assessor"] = "claude"
+        return md
 
     def _row(self, text: str, kind: str, run_id: str, ts: float, asset: str | None,
              pk: str | None, step_key: str | None = None) -> int:
@@ -630,6 +646,7 @@ class _Builder:
                        job_name=RUNLESS_JOB_NAME)
         row = self.storage._event_to_row(entry)
         self.rows.append(row)
+        self.plain.append((len(self.rows) - 1, "o", asset, pk, ts, dict(metadata)))
 
     def planned(self, run_id: str, pk: str, ts: float) -> None:
         for asset in ASSET_ORDER:
@@ -641,6 +658,7 @@ class _Builder:
         text = self.templates[(asset, variant)].fill({**values, "run": run_id, "pk": pk,
                                                       "ts": ts})
         index = self._row(text, "ASSET_MATERIALIZATION", run_id, ts, asset, pk, asset)
+        self.plain.append((index, "m", asset, pk, ts, self._plain_md(asset, variant, values)))
         if self.data_version.get(asset):
             self.tag_rows.append((index, asset, self.data_version[asset], _dt(ts)))
 
@@ -738,6 +756,45 @@ class _Builder:
             for offset in sorted(latest.values()):
                 row = self.rows[offset]
                 storage._store_asset_event(conn, deserialize_value(row["event"]), row["id"])
+
+    def write_summaries(self) -> int:
+        """What the research_summaries sensor leaves after each run (defs/sensors.py): every
+        research's summary, as state/research_index.py and status_view.py keep them. The event
+        digests are made here from the same plain metadata the events were filled with (through
+        research_index's own functions; reading 1.2 M events back is what the summaries spare),
+        then ``read_statuses`` reads the runs (and failed runs' reasons) and renders the view,
+        as the sensor does. Returns how many index rows were written."""
+        from types import SimpleNamespace
+
+        from research_assets.state import research_index as ri
+        from research_assets.state.status_view import read_statuses
+
+        events: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for index, kind, asset, pk, ts, md in self.plain:
+            event = SimpleNamespace(metadata=md)
+            rec = SimpleNamespace(storage_id=self.rows[index]["id"], timestamp=ts,
+                                  partition_key=pk, asset_materialization=None,
+                                  asset_observation=None)
+            setattr(rec, "asset_materialization" if kind == "m" else "asset_observation", event)
+            events[(pk, f"{kind}/{asset}")].append(rec)
+        digests: dict[str, dict[str, Any]] = {}
+        for (pk, stream), recs in events.items():
+            recs.sort(key=lambda r: -r.storage_id)  # newest first
+            digest = digests.setdefault(pk, {"sid": {}, "md": {}, "paid": {}})
+            digest["sid"][stream] = recs[0].storage_id
+            kind, asset = stream.split("/")
+            (ri._apply_materializations if kind == "m" else ri._apply_observations)(
+                digest, asset, stream, recs)
+        rows: dict[int, dict[str, Any]] = defaultdict(lambda: {"r": {}, "runs": {}})
+        for pk, digest in digests.items():
+            rows[ri.bucket_of(pk)]["r"][pk] = digest
+        ri.write_rows(self.instance, {ri.row_key(b): row for b, row in rows.items()})
+        self.rows = []
+        self.plain = []
+        ids = list(self.instance.get_dynamic_partitions("research"))
+        for start in range(0, len(ids), 20_000):
+            read_statuses(self.instance, ids[start:start + 20_000])
+        return len(rows)
 
     def _write_shards(self) -> None:
         if not self.shards:
@@ -841,9 +898,12 @@ def build_scale_home(home: Path, n: int, cache_base: Path, seed: int = 7) -> dic
          f"after {time.monotonic() - started:.1f} s; writing")
     instance.add_dynamic_partitions(research_partitions.name, ids)
     b.write()
+    n_events = len(b.rows)
+    _log(f"building: written after {time.monotonic() - started:.1f} s; research summaries")
+    b.write_summaries()
     instance.dispose()
     took = time.monotonic() - started
-    summary = {"version": BUILD_VERSION, "researches": n, "events": len(b.rows),
+    summary = {"version": BUILD_VERSION, "researches": n, "events": n_events,
                "runs": len(b.runs), "run_shards": len(b.shards),
                "expected": dict(Counter(expected.values())), "build_s": round(took, 1)}
     (home / "expected.json").write_text(json.dumps(expected))

@@ -20,13 +20,13 @@ from research_assets.defs.resources import (
     QualityGatesResource,
     TrainingResource,
 )
-from research_assets.defs.sensors import research_autopilot, research_intake
+from research_assets.defs.sensors import research_autopilot, research_intake, research_summaries
 
 defs = dg.Definitions(
     assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
             lockbox_report],
     jobs=[research_job, market_data_job],
-    sensors=[research_intake, research_autopilot, pool_watchdog],
+    sensors=[research_intake, research_autopilot, pool_watchdog, research_summaries],
     resources={
         "cancel_watch": CancelWatchResource(),
         "datasets": MarketDataResource(),

@@ -76,6 +76,7 @@ def bucket_of(research_id: str) -> int:
 
 # Row kinds: status digests and runs; specs (memory only); rendered statuses (status_view.py).
 STATUS_ROW, SPEC_ROW, VIEW_ROW = "", "spec/", "view/"
+MARK_ROW = "view-mark/"  # one row: what the instance looked like when the view was completed
 
 
 def row_key(bucket: int, row: str = STATUS_ROW) -> str:
@@ -382,3 +383,4 @@ def reset(instance: dg.DagsterInstance) -> None:
     for b in range(BUCKETS):
         for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
             instance.run_storage.set_cursor_values({row_key(b, row): ""})
+    instance.run_storage.set_cursor_values({row_key(0, MARK_ROW): ""})

@@ -15,6 +15,8 @@ so the view needs no lock, like the index.
 
 import json
 import time
+import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +27,7 @@ import dagster as dg
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
 from research_assets.state.records import ResearchStatus, load_statuses, research_ids
 from research_assets.state.research_index import (
+    MARK_ROW,
     STREAMS,
     VIEW_ROW,
     bucket_of,
@@ -35,6 +38,8 @@ from research_assets.state.research_index import (
     write_rows,
 )
 
+_ASSETS = sorted({a for _kind, a in STREAMS})
+_TOKEN = "~"  # not a research id (a partition key of research is r-...)
 _FEW = 500  # up to this many ids, queries name them; beyond, they read every partition
 _FAILURE = dg.DagsterRunStatus.FAILURE.value
 # The summary figures kept beside each document, in RenderedStatus's order.
@@ -67,12 +72,24 @@ def read_statuses(
     """The status of the given researches (default: all), oldest first, as `research status`
     prints them."""
     every = ids is None
+    mark = instance_mark(instance) if every else None  # taken before anything is read
     ids = research_ids(instance) if ids is None else list(dict.fromkeys(ids))
     if not ids:
         return []
     buckets = sorted({bucket_of(pk) for pk in ids})
     rows = load_rows(instance, buckets, VIEW_ROW)
+    # Each row carries a token of its last write: the mark below holds the tokens of the rows a
+    # complete read left, so that a row written since by anyone else is noticed.
+    tokens = {b: row.pop(_TOKEN, None) for b, row in rows.items()}
     kept = {pk: entry for row in rows.values() for pk, entry in row.items()}
+    if mark is not None:
+        mark = f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}"
+        if _stored_mark(instance) == _with_tokens(mark, tokens) and all(
+                _valid(kept.get(pk)) for pk in ids):
+            # Nothing a status is derived from, and no row of the view, changed since a read
+            # of every research left it complete: no fingerprint to check.
+            return sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
+                          key=lambda s: (s.created_at, s.id))
     current = _fingerprints(instance, ids, kept)
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
     for status in load_statuses(instance, stale) if stale else ():
@@ -87,9 +104,60 @@ def read_statuses(
         for pk, entry in kept.items():
             if bucket_of(pk) in touched and (pk in current or not every):
                 by_bucket[bucket_of(pk)][pk] = entry
+        for b in touched:
+            tokens[b] = by_bucket[b][_TOKEN] = uuid.uuid4().hex[:12]
         write_rows(instance, {row_key(b, VIEW_ROW): by_bucket[b] for b in sorted(touched)})
+    if mark is not None:
+        write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
     out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
     return sorted(out, key=lambda s: (s.created_at, s.id))
+
+
+def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
+    return f"{mark}|{sorted(tokens.items())}"
+
+
+MARK_KEY = row_key(0, MARK_ROW)
+_QUIET_S = 30.0  # a run updated this recently may have a concurrent update not yet committed
+_LATE_IDS = 10_000  # an event id allocated this far below the newest is committed by now
+
+
+def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str | None:
+    """What changes whenever anything a status is derived from changes: the event log (newest id,
+    and how many events lie in the last ``_LATE_IDS`` ids, which moves when an event with a lower
+    id commits late or events are deleted), the research assets' wipes, and the runs (count,
+    newest id, newest update: status changes and tags such as the retry decision move it).
+    None while a run was updated in the last ``_QUIET_S`` seconds, or where it cannot be read:
+    then every research's fingerprint is checked (``_fingerprints``)."""
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+    from sqlalchemy import func, select
+
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqlEventLogStorage):
+        return None
+    newest = instance.get_run_records(limit=1)
+    updated = instance.get_run_records(limit=1, order_by="update_timestamp")
+    if updated and (now or time.time()) - updated[0].update_timestamp.timestamp() < _QUIET_S:
+        return None
+    top = storage.get_maximum_record_id() or 0
+    # Dagster has no API that counts events; this reads its event log table (the index).
+    with storage.index_connection() as conn:
+        recent = conn.execute(select(func.count()).select_from(SqlEventLogStorageTable).where(
+            SqlEventLogStorageTable.c.id > top - _LATE_IDS)).scalar()
+    wipes = [(r.asset_entry.asset_details.last_wipe_timestamp
+              if r.asset_entry.asset_details else None)
+             for r in instance.get_asset_records([dg.AssetKey(a) for a in _ASSETS])]
+    runs = (instance.get_runs_count(), newest[0].storage_id if newest else 0,
+            updated[0].update_timestamp.timestamp() if updated else 0)
+    return f"v1|{top}|{recent}|{wipes}|{runs}"
+
+
+def _stored_mark(instance: dg.DagsterInstance) -> str | None:
+    try:
+        return json.loads(instance.run_storage.get_cursor_values({MARK_KEY}).get(MARK_KEY) or "0")
+    except Exception:  # a storage without a key-value store, or not a mark
+        return None
 
 
 def _valid(entry: Any) -> bool:
