@@ -272,13 +272,6 @@ def load_statuses(
     return _read(instance, ids, with_specs)[0]
 
 
-def load_fleet(instance: dg.DagsterInstance) -> tuple[list[ResearchStatus], list[dict[str, Any]]]:
-    """Every research's status, and every run of every research as the index keeps it (run id,
-    status as a DagsterRunStatus value, worker, created / start / end as unix times)."""
-    statuses, index = _read(instance, None, False)
-    return statuses, list(index.runs.values()) if index else []
-
-
 def _read(
     instance: dg.DagsterInstance, ids: Sequence[str] | None, with_specs: bool
 ) -> tuple[list[ResearchStatus], ResearchIndex | None]:

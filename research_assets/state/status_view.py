@@ -24,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 
+from research_assets.core.overfitting import lockbox_outcome
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
 from research_assets.state.records import ResearchStatus, load_statuses, research_ids
 from research_assets.state.research_index import (
@@ -56,6 +57,10 @@ class RenderedStatus:
     sharpe: float | None
     excess_return: float | None = None  # "Excess Return [%]" over buy & hold
     deflated_sharpe: float | None = None
+    # What `research metrics` reads of every research, beside the document (not decoded).
+    status: str = ""
+    has_strategy: bool = False
+    lockbox_outcome: tuple[float, float] | None = None  # core.overfitting.lockbox_outcome
 
     @cached_property
     def data(self) -> dict[str, Any]:
@@ -94,7 +99,8 @@ def read_statuses(
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
     for status in load_statuses(instance, stale) if stale else ():
         kept[status.id] = [current[status.id], status.created_at, encode(status),
-                           *(status.backtest_summary.get(k) for k in TABLE_FIGURES)]
+                           *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
+                           status.status, bool(status.strategy), lockbox_outcome(status.lockbox)]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
         wanted = set(ids)
@@ -161,7 +167,7 @@ def _stored_mark(instance: dg.DagsterInstance) -> str | None:
 
 
 def _valid(entry: Any) -> bool:
-    return (isinstance(entry, list) and len(entry) == 3 + len(TABLE_FIGURES)
+    return (isinstance(entry, list) and len(entry) == 6 + len(TABLE_FIGURES)
             and isinstance(entry[0], str)
             and isinstance(entry[1], int | float) and isinstance(entry[2], str))
 
