@@ -1044,16 +1044,20 @@ def time_cli(home: Path, args: list[str], repeats: int) -> tuple[list[float], di
     for _ in range(repeats):
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             started = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "research_assets.cli", *args],
+            # GNU time reports the command's own peak (a child forked from this process, which
+            # holds the built instance's templates, would count this process's pages too).
+            proc = subprocess.Popen(["/usr/bin/time", "-f", "max_rss_kb=%M", sys.executable,
+                                     "-m", "research_assets.cli", *args],
                                     stdout=out, stderr=err, env=env, cwd=str(REPO))
             _pid, status, usage = os.wait4(proc.pid, 0)
             times.append(time.perf_counter() - started)
             proc.returncode = os.waitstatus_to_exitcode(status)
             cpu.append(usage.ru_utime + usage.ru_stime)
-            rss.append(usage.ru_maxrss / 1024)  # KiB on Linux
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read().decode(), err.read().decode()
+            peak = re.findall(r"max_rss_kb=(\d+)", stderr)
+            rss.append(int(peak[-1]) / 1024 if peak else float("nan"))
         if proc.returncode != 0:
             raise RuntimeError(f"research {' '.join(args)} exited {proc.returncode}: "
                                f"{stderr[-2000:]}")

@@ -34,6 +34,7 @@ from research_assets.state.instance_reads import (
     fetch_latest,
     latest_runs,
     metadata_of,
+    research_ids,
 )
 from research_assets.state.research_index import ResearchIndex
 
@@ -258,10 +259,6 @@ class ResearchStatus:
 
     def _failed_gate(self) -> str | None:
         return next((g for g, v in self.gates.items() if v == "failed"), None)
-
-
-def research_ids(instance: dg.DagsterInstance) -> list[str]:
-    return list(instance.get_dynamic_partitions(research_partitions.name))
 
 
 def load_statuses(

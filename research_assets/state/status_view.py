@@ -20,13 +20,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from research_assets.core.overfitting import lockbox_outcome
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
-from research_assets.state.records import ResearchStatus, load_statuses, research_ids
+from research_assets.state.instance_reads import research_ids
 from research_assets.state.research_index import (
     MARK_ROW,
     STREAMS,
@@ -38,6 +37,9 @@ from research_assets.state.research_index import (
     run_settled,
     write_rows,
 )
+
+if TYPE_CHECKING:
+    from research_assets.state.records import ResearchStatus
 
 _ASSETS = sorted({a for _kind, a in STREAMS})
 _TOKEN = "~"  # not a research id (a partition key of research is r-...)
@@ -67,7 +69,7 @@ class RenderedStatus:
         return json.loads(self.document)
 
 
-def encode(status: ResearchStatus) -> str:
+def encode(status: "ResearchStatus") -> str:
     return json.dumps(status.to_json(), allow_nan=False, default=str)
 
 
@@ -97,10 +99,15 @@ def read_statuses(
                           key=lambda s: (s.created_at, s.id))
     current = _fingerprints(instance, ids, kept)
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
-    for status in load_statuses(instance, stale) if stale else ():
-        kept[status.id] = [current[status.id], status.created_at, encode(status),
-                           *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
-                           status.status, bool(status.strategy), lockbox_outcome(status.lockbox)]
+    if stale:  # deriving (records.py and what it imports) is loaded only then
+        from research_assets.core.overfitting import lockbox_outcome
+        from research_assets.state.records import load_statuses
+
+        for status in load_statuses(instance, stale):
+            kept[status.id] = [current[status.id], status.created_at, encode(status),
+                               *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
+                               status.status, bool(status.strategy),
+                               lockbox_outcome(status.lockbox)]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
         wanted = set(ids)
