@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster._time import utc_datetime_from_naive
 
+from research_assets.core.budget import spent_today
 from research_assets.core.overfitting import overfitting_report
 from research_assets.defs.tags import PARTITION_TAG, WORKER_TAG
 from research_assets.state.capacity import (
@@ -17,7 +18,7 @@ from research_assets.state.capacity import (
     current_load,
     load_capacity,
 )
-from research_assets.state.records import TOKEN_KEYS, spent_today_usd
+from research_assets.state.records import TOKEN_KEYS
 from research_assets.state.status_view import read_statuses
 
 FINAL = ("completed", "rejected", "failed", "cancelled")
@@ -95,7 +96,10 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
                             "p95": _r(percentile(latencies, 95)), "count": len(latencies)},
         "utilization": utilization,
         "capacity": capacity.to_json(),
-        "today": {"tokens": tokens, "cost_usd": round(spent_today_usd(instance, now), 6)},
+        # What research_assets.state.records.spent_today_usd reads from the events, from the
+        # summaries (every billed call of every research, with its time).
+        "today": {"tokens": tokens, "cost_usd": round(spent_today(
+            (call for s in statuses for call in s.billed), now), 6)},
         "overfitting": _overfitting(statuses),
     }
 

@@ -225,6 +225,8 @@ class ResearchStatus:
     training: dict[str, float] = field(default_factory=dict)
     backtest_summary: dict[str, float] = field(default_factory=dict)
     suggestions: tuple[str, ...] = ()
+    # (unix time, USD) of every billed LLM call (designs and assessments, failed ones included).
+    billed: tuple[tuple[float, float], ...] = ()
 
     @cached_property
     def spec(self) -> StrategySpec | None:
@@ -351,6 +353,8 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
     # Every billed design and assessment, the failed ones included.
     for usage in digest.get("paid", {}).values():
         _add_usage(status, usage)
+    status.billed = tuple(sorted((t, c) for calls in digest.get("billed", {}).values()
+                                 for t, c in calls))
 
     rejected = False
     for asset, gate in _GATES.items():

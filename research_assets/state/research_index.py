@@ -41,7 +41,7 @@ from research_assets.state.instance_reads import (
 
 _log = logging.getLogger(__name__)
 
-KEY_PREFIX = "research_assets/index/v3/"  # bumped whenever what is kept changes
+KEY_PREFIX = "research_assets/index/v4/"  # bumped whenever what is kept changes
 BUCKETS = 64  # researches are spread over this many key-value rows, by a hash of their id
 _CHUNK = 500  # ids per IN (...) query
 
@@ -94,6 +94,7 @@ class ResearchIndex:
         {"sid": {"m/<asset>" | "o/<asset>": newest event's storage id},
          "md": {asset: kept metadata of its newest materialization},
          "paid": {stream: {usage/...: total over every billed event}},
+         "billed": {stream: [[unix time, USD] of each billed event]},
          "request": {requested_at, brief, worker} | absent,
          "cancelled": true | absent}
 
@@ -232,13 +233,19 @@ def _apply_observations(digest: dict[str, Any], asset: str, stream: str,
 
 def _set_paid(digest: dict[str, Any], stream: str, events: Iterable[tuple[Any, dict]]) -> None:
     total: dict[str, float] = {}
-    for _rec, md in events:
+    billed = []  # [unix time, USD] of each billed event: what today's spend is summed from
+    for rec, md in events:
         for label, value in _usage(md).items():
             total[label] = total.get(label, 0) + value
+        if f"{USAGE_PREFIX}cost_usd" in _usage(md):
+            billed.append([rec.timestamp, _usage(md)[f"{USAGE_PREFIX}cost_usd"]])
+    digest.setdefault("billed", {})
     if total:
         digest["paid"][stream] = total
+        digest["billed"][stream] = billed
     else:
         digest["paid"].pop(stream, None)
+        digest["billed"].pop(stream, None)
 
 
 def _read_specs(instance: dg.DagsterInstance, ids: list[str],

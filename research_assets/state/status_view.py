@@ -63,6 +63,7 @@ class RenderedStatus:
     status: str = ""
     has_strategy: bool = False
     lockbox_outcome: tuple[float, float] | None = None  # core.overfitting.lockbox_outcome
+    billed: tuple[tuple[float, float], ...] = ()  # ResearchStatus.billed
 
     @cached_property
     def data(self) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def read_statuses(
             kept[status.id] = [current[status.id], status.created_at, encode(status),
                                *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
                                status.status, bool(status.strategy),
-                               lockbox_outcome(status.lockbox)]
+                               lockbox_outcome(status.lockbox), status.billed]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
         wanted = set(ids)
@@ -174,7 +175,7 @@ def _stored_mark(instance: dg.DagsterInstance) -> str | None:
 
 
 def _valid(entry: Any) -> bool:
-    return (isinstance(entry, list) and len(entry) == 6 + len(TABLE_FIGURES)
+    return (isinstance(entry, list) and len(entry) == 7 + len(TABLE_FIGURES)
             and isinstance(entry[0], str)
             and isinstance(entry[1], int | float) and isinstance(entry[2], str))
 

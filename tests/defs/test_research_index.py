@@ -31,12 +31,13 @@ from dagster._utils.error import SerializableErrorInfo
 from research_assets.cli import leaderboard, status_table
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
 from research_assets.state import research_index, status_view
-from research_assets.state.metrics import research_runs
+from research_assets.state.metrics import compute_metrics, research_runs
 from research_assets.state.records import (
     load_memory,
     load_statuses,
     record_cancel,
     record_request,
+    spent_today_usd,
 )
 from research_assets.state.status_view import encode, read_statuses
 from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
@@ -528,6 +529,17 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     assert {r.id: r.data["status"] for r in read_statuses(any_instance)}[waiting] == "running"
     record_request(any_instance, "r-20990101-000000-ffff", seed=1)
     assert "r-20990101-000000-ffff" in [r.id for r in read_statuses(any_instance)]
+
+
+def test_metrics_agree_with_the_events(any_instance, small_spec):
+    """`research metrics` reads the summaries: what they say was spent today and how many runs
+    there are is what the events and runs say."""
+    build(any_instance, small_spec, per_kind=1)
+    metrics = compute_metrics(any_instance)
+    spent = spent_today_usd(any_instance)
+    assert spent > 0 and metrics["today"]["cost_usd"] == round(spent, 6)
+    assert sum(metrics["runs"].values()) == len(any_instance.get_run_ids())
+    assert metrics["researches"]["total"] == len(load_statuses(any_instance))
 
 
 def _run_event(run, event_type):
