@@ -1102,7 +1102,7 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
     status_times, status = time_cli(home, ["status", "--json"], repeats)
     metrics_times, metrics = time_cli(home, ["metrics", "--json"], repeats)
     empty = _new_home("research-bench-empty-")
-    empty_times, _ = time_cli(empty, ["status", "--json"], repeats)
+    empty_times, empty_status = time_cli(empty, ["status", "--json"], repeats)
     expected = json.loads((home / "expected.json").read_text())
     got = {r["id"]: r["status"] for r in status["researches"]}
     mismatches = sum(1 for k, v in expected.items() if got.get(k) != v)
@@ -1113,8 +1113,10 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
         "status_cpu_s": [_r(t) for t in status["_cpu_s"]],
         "status_first_s": _r(first_times[0]),
         "status_first_max_rss_mb": _r(first["_max_rss_mb"][0], 0),
+        "status_first_cpu_s": _r(first["_cpu_s"][0]),
         "status_max_rss_mb": _r(max(status["_max_rss_mb"]), 0),
         "status_empty_instance_s": _r(statistics.median(empty_times)),
+        "status_empty_instance_cpu_s": [_r(t) for t in empty_status["_cpu_s"]],
         "metrics_latency_s_10k": _r(statistics.median(metrics_times)),
         "metrics_times_s": [_r(t) for t in metrics_times],
         "metrics_cpu_s": [_r(t) for t in metrics["_cpu_s"]],
@@ -1194,9 +1196,11 @@ def main() -> int:
             print(f"  research status --json  {scale['status_latency_s_10k']} s median "
                   f"{scale['status_times_s']} (target < {TARGET_STATUS_S} s; CPU "
                   f"{scale['status_cpu_s']} s, peak {scale['status_max_rss_mb']} MB); on an "
-                  f"empty instance {scale['status_empty_instance_s']} s (process start)")
+                  f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
+                  f"{scale['status_empty_instance_cpu_s']} s)")
             print(f"  first research status on the built instance {scale['status_first_s']} s, "
-                  f"peak {scale['status_first_max_rss_mb']} MB (target < {TARGET_FIRST_S} s, "
+                  f"CPU {scale['status_first_cpu_s']} s, peak {scale['status_first_max_rss_mb']} MB "
+                  f"(target < {TARGET_FIRST_S} s, "
                   f"< {TARGET_FIRST_MB} MB); same output as warm: "
                   f"{scale['first_agrees_with_warm']}")
             print(f"    outcomes {scale['status_by_outcome']}; mismatches vs expected "
