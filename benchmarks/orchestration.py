@@ -1199,8 +1199,8 @@ def main() -> int:
                   f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
                   f"{scale['status_empty_instance_cpu_s']} s)")
             print(f"  first research status on the built instance {scale['status_first_s']} s, "
-                  f"CPU {scale['status_first_cpu_s']} s, peak {scale['status_first_max_rss_mb']} MB "
-                  f"(target < {TARGET_FIRST_S} s, "
+                  f"CPU {scale['status_first_cpu_s']} s, peak "
+                  f"{scale['status_first_max_rss_mb']} MB (target < {TARGET_FIRST_S} s, "
                   f"< {TARGET_FIRST_MB} MB); same output as warm: "
                   f"{scale['first_agrees_with_warm']}")
             print(f"    outcomes {scale['status_by_outcome']}; mismatches vs expected "
