@@ -31,7 +31,6 @@ from research_assets.state.research_index import (
     STREAMS,
     VIEW_ROW,
     bucket_of,
-    load_rows,
     newest_event_ids,
     row_key,
     run_settled,
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from research_assets.state.records import ResearchStatus
 
 _ASSETS = sorted({a for _kind, a in STREAMS})
-_TOKEN = "~"  # not a research id (a partition key of research is r-...)
 _FEW = 500  # up to this many ids, queries name them; beyond, they read every partition
 _FAILURE = dg.DagsterRunStatus.FAILURE.value
 # The summary figures kept beside each document, in RenderedStatus's order.
@@ -84,18 +82,14 @@ def read_statuses(
     ids = research_ids(instance) if ids is None else list(dict.fromkeys(ids))
     if not ids:
         return []
-    buckets = sorted({bucket_of(pk) for pk in ids})
-    rows = load_rows(instance, buckets, VIEW_ROW)
     # Each row carries a token of its last write: the mark below holds the tokens of the rows a
     # complete read left, so that a row written since by anyone else is noticed.
-    tokens = {b: row.pop(_TOKEN, None) for b, row in rows.items()}
-    kept = {pk: entry for row in rows.values() for pk, entry in row.items()}
+    tokens, kept = _load_view(instance, sorted({bucket_of(pk) for pk in ids}))
     if mark is not None:
         mark = f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}"
-        if _stored_mark(instance) == _with_tokens(mark, tokens) and all(
-                _valid(kept.get(pk)) for pk in ids):
+        if _stored_mark(instance) == _with_tokens(mark, tokens) and all(pk in kept for pk in ids):
             # Nothing a status is derived from, and no row of the view, changed since a read
-            # of every research left it complete: no fingerprint to check.
+            # of every research left it complete (and valid): no fingerprint to check.
             return sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
                           key=lambda s: (s.created_at, s.id))
     current = _fingerprints(instance, ids, kept)
@@ -111,20 +105,58 @@ def read_statuses(
                                lockbox_outcome(status.lockbox), status.billed]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
-        wanted = set(ids)
-        touched |= {b for b, row in rows.items() if any(pk not in wanted for pk in row)}
+        touched |= {bucket_of(pk) for pk in kept if pk not in current}
     if touched:
         by_bucket: dict[int, dict[str, Any]] = {b: {} for b in touched}
         for pk, entry in kept.items():
             if bucket_of(pk) in touched and (pk in current or not every):
                 by_bucket[bucket_of(pk)][pk] = entry
-        for b in touched:
-            tokens[b] = by_bucket[b][_TOKEN] = uuid.uuid4().hex[:12]
-        write_rows(instance, {row_key(b, VIEW_ROW): by_bucket[b] for b in sorted(touched)})
+        _write_view(instance, by_bucket, tokens)
     if mark is not None:
         write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
     out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
     return sorted(out, key=lambda s: (s.created_at, s.id))
+
+
+def _load_view(instance: dg.DagsterInstance,
+               buckets: list[int]) -> tuple[dict[int, str], dict[str, list[Any]]]:
+    """The view's rows: per row, its write token; per research, its entry. A row is one line of
+    JSON (token, and per research its entry with the span of its document) followed by the
+    documents, as they are printed: decoding them as JSON strings took most of a read."""
+    keys = {row_key(b, VIEW_ROW): b for b in buckets}
+    try:
+        values = instance.run_storage.get_cursor_values(set(keys))
+    except Exception:  # a storage without a key-value store: nothing kept
+        return {}, {}
+    tokens: dict[int, str] = {}
+    kept: dict[str, list[Any]] = {}
+    for key, b in keys.items():
+        head, _, body = (values.get(key) or "").partition("\n")
+        try:
+            token, entries = json.loads(head)
+            row = {pk: [fp, at, body[start:end], *rest]
+                   for pk, fp, at, start, end, *rest in entries}
+        except (ValueError, TypeError):  # absent, or not a row of ours: derived again
+            continue
+        tokens[b] = token
+        kept.update(row)
+    return tokens, kept
+
+
+def _write_view(instance: dg.DagsterInstance, by_bucket: dict[int, dict[str, list[Any]]],
+                tokens: dict[int, str]) -> None:
+    for b, entries in sorted(by_bucket.items()):
+        head, docs, pos = [], [], 0
+        for pk, (fp, at, document, *rest) in entries.items():
+            head.append([pk, fp, at, pos, pos + len(document), *rest])
+            docs.append(document)
+            pos += len(document)
+        tokens[b] = uuid.uuid4().hex[:12]
+        text = json.dumps([tokens[b], head], separators=(",", ":")) + "\n" + "".join(docs)
+        try:
+            instance.run_storage.set_cursor_values({row_key(b, VIEW_ROW): text})
+        except Exception:  # derived data: the next read does this work again
+            return
 
 
 def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
@@ -159,9 +191,10 @@ def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str
     with storage.index_connection() as conn:
         recent = conn.execute(select(func.count()).select_from(SqlEventLogStorageTable).where(
             SqlEventLogStorageTable.c.id > top - _LATE_IDS)).scalar()
-    wipes = [(r.asset_entry.asset_details.last_wipe_timestamp
-              if r.asset_entry.asset_details else None)
-             for r in instance.get_asset_records([dg.AssetKey(a) for a in _ASSETS])]
+    # The wipe times the event log's own queries filter by (get_asset_records would read each
+    # asset's newest event body too).
+    wipes = [d.last_wipe_timestamp if d else None
+             for d in storage._get_assets_details([dg.AssetKey(a) for a in _ASSETS])]
     runs = (instance.get_runs_count(), newest[0].storage_id if newest else 0,
             updated[0].update_timestamp.timestamp() if updated else 0)
     return f"v1|{top}|{recent}|{wipes}|{runs}"

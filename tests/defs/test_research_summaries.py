@@ -6,7 +6,7 @@ the daemon ran is as cheap as a warm one."""
 import dagster as dg
 
 from research_assets.defs.sensors import research_summaries
-from research_assets.state import research_index
+from research_assets.state import research_index, status_view
 from research_assets.state.records import load_statuses
 from research_assets.state.status_view import read_statuses
 from tests.defs.test_research_index import ST, add_run, build, materialize, metadata
@@ -19,9 +19,7 @@ def tick(instance, cursor=None):
 
 
 def view_ids(instance):
-    rows = research_index.load_rows(instance, list(range(research_index.BUCKETS)),
-                                    research_index.VIEW_ROW)
-    return {pk for row in rows.values() for pk in row if pk.startswith("r-")}
+    return set(status_view._load_view(instance, list(range(research_index.BUCKETS)))[1])
 
 
 def test_summaries_follow_the_runs(tmp_path, small_spec, monkeypatch):
