@@ -374,7 +374,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from research_assets.defs.partitions import research_partitions
-    from research_assets.state.status_view import read_statuses
+    from research_assets.state.status_view import read_statuses, status_json
 
     instance = _instance()
     if args.id is not None:
@@ -384,6 +384,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "`research status` lists them"
             )
         statuses = read_statuses(instance, [args.id])
+    elif args.json:
+        # As the last read of every research printed it while the instance has not moved since.
+        sys.stdout.write(status_json(instance) + "\n")
+        return EXIT_OK
     else:
         statuses = read_statuses(instance)
     if args.json:

@@ -390,4 +390,5 @@ def reset(instance: dg.DagsterInstance) -> None:
     for b in range(BUCKETS):
         for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
             instance.run_storage.set_cursor_values({row_key(b, row): ""})
-    instance.run_storage.set_cursor_values({row_key(0, MARK_ROW): ""})
+    for b in (0, 1):  # the view's mark, and the output it printed
+        instance.run_storage.set_cursor_values({row_key(b, MARK_ROW): ""})

@@ -112,10 +112,46 @@ def read_statuses(
             if bucket_of(pk) in touched and (pk in current or not every):
                 by_bucket[bucket_of(pk)][pk] = entry
         _write_view(instance, by_bucket, tokens)
+    out = sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
+                 key=lambda s: (s.created_at, s.id))
     if mark is not None:
         write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
-    out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
-    return sorted(out, key=lambda s: (s.created_at, s.id))
+        if _stored_output(instance)[0] != mark:
+            _write(instance, OUTPUT_KEY, f"{mark}\n{_document(out)}")
+    return out
+
+
+def status_json(instance: dg.DagsterInstance) -> str:
+    """`research status --json` of every research: as a read of every research last printed it
+    while the instance's mark has not moved since (no research's entry read), else read."""
+    mark = instance_mark(instance)
+    if mark is not None:
+        ids = research_ids(instance)
+        stored, text = _stored_output(instance)
+        if stored == f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}":
+            return text
+    return _document(read_statuses(instance))
+
+
+def _document(statuses: Sequence[RenderedStatus]) -> str:
+    # Each status is kept encoded: the object is assembled, not re-encoded.
+    return '{"researches": [' + ", ".join(s.document for s in statuses) + "]}"
+
+
+def _stored_output(instance: dg.DagsterInstance) -> tuple[str | None, str]:
+    try:
+        value = instance.run_storage.get_cursor_values({OUTPUT_KEY}).get(OUTPUT_KEY) or ""
+    except Exception:  # a storage without a key-value store
+        return None, ""
+    head, _, text = value.partition("\n")
+    return (head or None), text
+
+
+def _write(instance: dg.DagsterInstance, key: str, text: str) -> None:
+    try:
+        instance.run_storage.set_cursor_values({key: text})
+    except Exception:  # derived data: the next read does this work again
+        return
 
 
 def _load_view(instance: dg.DagsterInstance,
@@ -153,10 +189,7 @@ def _write_view(instance: dg.DagsterInstance, by_bucket: dict[int, dict[str, lis
             pos += len(document)
         tokens[b] = uuid.uuid4().hex[:12]
         text = json.dumps([tokens[b], head], separators=(",", ":")) + "\n" + "".join(docs)
-        try:
-            instance.run_storage.set_cursor_values({row_key(b, VIEW_ROW): text})
-        except Exception:  # derived data: the next read does this work again
-            return
+        _write(instance, row_key(b, VIEW_ROW), text)
 
 
 def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
@@ -164,6 +197,7 @@ def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
 
 
 MARK_KEY = row_key(0, MARK_ROW)
+OUTPUT_KEY = row_key(1, MARK_ROW)  # what the read that took that mark printed, after its mark
 _QUIET_S = 30.0  # a run updated this recently may have a concurrent update not yet committed
 _LATE_IDS = 10_000  # an event id allocated this far below the newest is committed by now
 

@@ -39,7 +39,7 @@ from research_assets.state.records import (
     record_request,
     spent_today_usd,
 )
-from research_assets.state.status_view import encode, read_statuses
+from research_assets.state.status_view import encode, read_statuses, status_json
 from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -515,6 +515,9 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     monkeypatch.setattr(any_instance, "get_run_partition_data",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     assert [r.document for r in read_statuses(any_instance)] == first and calls == []
+    # `research status --json` prints what that read printed, without reading the view.
+    assert status_json(any_instance) == '{"researches": [' + ", ".join(first) + "]}"
+    assert calls == []
     # A read of a few researches rewrites their rows: the next complete read checks again.
     some = [r.id for r in read_statuses(any_instance)][:3]
     status_view.write_rows(any_instance, {status_view.row_key(
@@ -527,6 +530,8 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     add_run(any_instance, waiting, ST)
     assert view_agrees(any_instance) and calls
     assert {r.id: r.data["status"] for r in read_statuses(any_instance)}[waiting] == "running"
+    assert {r["id"]: r["status"] for r in json.loads(status_json(any_instance))["researches"]}[
+        waiting] == "running"
     record_request(any_instance, "r-20990101-000000-ffff", seed=1)
     assert "r-20990101-000000-ffff" in [r.id for r in read_statuses(any_instance)]
 
