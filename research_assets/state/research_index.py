@@ -390,5 +390,5 @@ def reset(instance: dg.DagsterInstance) -> None:
     for b in range(BUCKETS):
         for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
             instance.run_storage.set_cursor_values({row_key(b, row): ""})
-    for b in (0, 1):  # the view's mark, and the output it printed
+    for b in (0, 1, 2):  # the view's mark, the output it printed and that output's mark
         instance.run_storage.set_cursor_values({row_key(b, MARK_ROW): ""})

@@ -77,11 +77,17 @@ def read_statuses(
 ) -> list[RenderedStatus]:
     """The status of the given researches (default: all), oldest first, as `research status`
     prints them."""
+    return _read(instance, ids)[0]
+
+
+def _read(instance: dg.DagsterInstance,
+          ids: Sequence[str] | None) -> tuple[list[RenderedStatus], str | None]:
+    """The statuses, and (reading every research) `research status --json`'s output."""
     every = ids is None
     mark = instance_mark(instance) if every else None  # taken before anything is read
     ids = research_ids(instance) if ids is None else list(dict.fromkeys(ids))
     if not ids:
-        return []
+        return [], None
     # Each row carries a token of its last write: the mark below holds the tokens of the rows a
     # complete read left, so that a row written since by anyone else is noticed.
     tokens, kept = _load_view(instance, sorted({bucket_of(pk) for pk in ids}))
@@ -91,7 +97,7 @@ def read_statuses(
             # Nothing a status is derived from, and no row of the view, changed since a read
             # of every research left it complete (and valid): no fingerprint to check.
             return sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
-                          key=lambda s: (s.created_at, s.id))
+                          key=lambda s: (s.created_at, s.id)), None
     current = _fingerprints(instance, ids, kept)
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
     if stale:  # deriving (records.py and what it imports) is loaded only then
@@ -103,6 +109,7 @@ def read_statuses(
                                *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
                                status.status, bool(status.strategy),
                                lockbox_outcome(status.lockbox), status.billed]
+    out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
         touched |= {bucket_of(pk) for pk in kept if pk not in current}
@@ -112,13 +119,16 @@ def read_statuses(
             if bucket_of(pk) in touched and (pk in current or not every):
                 by_bucket[bucket_of(pk)][pk] = entry
         _write_view(instance, by_bucket, tokens)
-    out = sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
-                 key=lambda s: (s.created_at, s.id))
-    if mark is not None:
-        write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
-        if _stored_output(instance)[0] != mark:
-            _write(instance, OUTPUT_KEY, f"{mark}\n{_document(out)}")
-    return out
+    del kept  # (what a read of 100,000 researches holds at once counts)
+    out.sort(key=lambda s: (s.created_at, s.id))
+    if mark is None:
+        return out, None
+    write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
+    text = _document(out)
+    # (Only a read that found the instance moved gets here.) The output first, then its mark.
+    _write(instance, OUTPUT_KEY, text)
+    _write(instance, OUTPUT_MARK_KEY, mark)
+    return out, text
 
 
 def status_json(instance: dg.DagsterInstance) -> str:
@@ -130,7 +140,8 @@ def status_json(instance: dg.DagsterInstance) -> str:
         stored, text = _stored_output(instance)
         if stored == f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}":
             return text
-    return _document(read_statuses(instance))
+    out, text = _read(instance, None)
+    return text if text is not None else _document(out)
 
 
 def _document(statuses: Sequence[RenderedStatus]) -> str:
@@ -139,12 +150,11 @@ def _document(statuses: Sequence[RenderedStatus]) -> str:
 
 
 def _stored_output(instance: dg.DagsterInstance) -> tuple[str | None, str]:
-    try:
-        value = instance.run_storage.get_cursor_values({OUTPUT_KEY}).get(OUTPUT_KEY) or ""
+    try:  # one query: both as one write left them
+        values = instance.run_storage.get_cursor_values({OUTPUT_MARK_KEY, OUTPUT_KEY})
     except Exception:  # a storage without a key-value store
         return None, ""
-    head, _, text = value.partition("\n")
-    return (head or None), text
+    return values.get(OUTPUT_MARK_KEY) or None, values.get(OUTPUT_KEY) or ""
 
 
 def _write(instance: dg.DagsterInstance, key: str, text: str) -> None:
@@ -166,8 +176,8 @@ def _load_view(instance: dg.DagsterInstance,
         return {}, {}
     tokens: dict[int, str] = {}
     kept: dict[str, list[Any]] = {}
-    for key, b in keys.items():
-        head, _, body = (values.get(key) or "").partition("\n")
+    for key, b in keys.items():  # each row let go once read (100,000 documents are 150 MB)
+        head, _, body = (values.pop(key, None) or "").partition("\n")
         try:
             token, entries = json.loads(head)
             row = {pk: [fp, at, body[start:end], *rest]
@@ -197,7 +207,8 @@ def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
 
 
 MARK_KEY = row_key(0, MARK_ROW)
-OUTPUT_KEY = row_key(1, MARK_ROW)  # what the read that took that mark printed, after its mark
+# What the last read of every research that found the instance moved printed, and its mark.
+OUTPUT_KEY, OUTPUT_MARK_KEY = row_key(1, MARK_ROW), row_key(2, MARK_ROW)
 _QUIET_S = 30.0  # a run updated this recently may have a concurrent update not yet committed
 _LATE_IDS = 10_000  # an event id allocated this far below the newest is committed by now
 
