@@ -52,7 +52,7 @@ def main() -> int:
 
     from research_assets.core.leaderboard import LeaderboardEntry, comparison_png, rows
     from research_assets.defs.leaderboard import leaderboard
-    from research_assets.defs.status_view import read_statuses
+    from research_assets.state.status_view import read_statuses
 
     out: dict = {"scale": args.scale, "load_avg": os.getloadavg()[0]}
     # The status view's first fill alone, on its own copy: what the cold build spends there.

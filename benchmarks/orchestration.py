@@ -11,7 +11,7 @@ reject the small spec at the backtest gate). A sampler thread reads, every 0.2 s
 progress per worker class (STARTING, STARTED, CANCELING: what the run queue counts against
 ``tag_concurrency_limits``) and the claimed slots of each pool
 (``event_log_storage.get_concurrency_info(pool).claimed_slots``); the maxima are compared with
-the instance's limits (``research_assets.defs.capacity.load_capacity``). A sampler can miss a
+the instance's limits (``research_assets.state.capacity.load_capacity``). A sampler can miss a
 spike shorter than 0.2 s, so "within limits" is a sampled check, not a proof. A research has
 ended when its status is final and no retry of its run is coming (``dagster/will_retry``: a run
 that does not start within run_monitoring's start timeout is failed and retried).
@@ -38,9 +38,13 @@ and pool waits. ``queue_latency_s_p50``: start_time - create_timestamp over the 
 
 Part 2 builds (once; cached under the temp dir, ``--cache-dir``) an instance holding
 ``--scale`` research partitions (default 10,000) with their requests, runs and materializations,
-then times ``research status --json`` and ``research metrics --json`` as subprocesses (process
-start included; median of ``--repeats``, after one `status` that fills records.py's digest
-cache, timed apart; CPU time and `status` on an empty instance, i.e. process start, alongside).
+with the research summaries the ``research_summaries`` sensor keeps (state/research_index.py's
+digests and status_view.py's rendered statuses, written as that sensor writes them after each
+run), then times ``research status --json`` and ``research metrics --json`` as subprocesses
+(process start included; median of ``--repeats``, after the first `status` on the built
+instance, timed apart with its peak memory; CPU time and `status` on an empty instance, i.e.
+process start, alongside). A sample of the printed statuses is checked against statuses derived
+afresh from the events and runs, with no summary read.
 The instance is written in bulk transactions through the event log storage's own row layout
 (``_event_to_row``, ``_store_asset_event``, the asset event tags), from real metadata: one real
 research is materialized once (kept as templates-v*.json in the cache dir) and its events'
@@ -73,7 +77,6 @@ import logging
 import os
 import random
 import re
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -109,8 +112,10 @@ POOLS = ("training", "backtest")
 SAMPLE_EVERY_S = 0.2
 TARGET_OVERHEAD_S = 8.0
 TARGET_STATUS_S = 2.0
+TARGET_METRICS_S = 3.0
+TARGET_FIRST_S, TARGET_FIRST_MB = 60.0, 1024
 # Bump when the shape of the built instance changes, so that a stale cache is rebuilt.
-BUILD_VERSION = 5
+BUILD_VERSION = 6  # 6: with the research summaries the research_summaries sensor keeps
 TEMPLATE_VERSION = 1  # of the cached metadata templates (one real research)
 
 # A research's environment: offline designer and rule-based assessor, no key, no limits at
@@ -271,10 +276,10 @@ def _finished(instance: dg.DagsterInstance, status: Any) -> bool:
 
 
 def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str, Any]:
-    from research_assets.defs.capacity import admit, load_capacity
-    from research_assets.defs.records import load_statuses, new_research_id, record_request
     from research_assets.defs.tags import PARTITION_TAG
     from research_assets.local_daemon import LocalDaemon
+    from research_assets.state.capacity import admit, load_capacity
+    from research_assets.state.records import load_statuses, new_research_id, record_request
 
     home = _new_home("research-bench-run-")
     _set_env(home)
@@ -407,8 +412,8 @@ def _template_events() -> tuple[dict[str, Any], dict[str, Any]]:
     its materialization tags, the templates of the synthetic ones."""
     from research_assets.definitions import defs
     from research_assets.defs.jobs import RESEARCH_ASSETS
-    from research_assets.defs.records import record_request
     from research_assets.defs.resources import QualityGatesResource
+    from research_assets.state.records import record_request
 
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as inst:
         record_request(inst, "r-template", seed=3, spec=small_spec())
@@ -610,6 +615,22 @@ class _Builder:
             self.run_templates[(status, "will_retry")] = _Template(serialize_value(dying))
         self.run_template = run
         self.snapshot_id = run.job_snapshot_id
+        # (row index, "m" | "o", asset, partition, timestamp, plain metadata) of every asset
+        # event: what the research summaries are made of (write_summaries).
+        self.plain: list[tuple[int, str, str, str, float, dict[str, Any]]] = []
+        from research_assets.state.instance_reads import plain
+
+        self.plain_md = {a: plain(m) for a, m in md.items()}
+
+    def _plain_md(self, asset: str, variant: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """The plain metadata (instance_reads.plain) of a filled template: what a reader of
+        the event would find."""
+        md = {**self.plain_md[asset], **{k: v for k, v in values.items() if k != "reason"}}
+        if asset in ("trained_model", "backtest_report"):
+            md.update(gate_passed=variant, gate_reason=values["reason"])
+        elif asset == "assessment" and variant == "claude":
+            md["assessor"] = "claude"
+        return md
 
     def _row(self, text: str, kind: str, run_id: str, ts: float, asset: str | None,
              pk: str | None, step_key: str | None = None) -> int:
@@ -630,6 +651,7 @@ class _Builder:
                        job_name=RUNLESS_JOB_NAME)
         row = self.storage._event_to_row(entry)
         self.rows.append(row)
+        self.plain.append((len(self.rows) - 1, "o", asset, pk, ts, dict(metadata)))
 
     def planned(self, run_id: str, pk: str, ts: float) -> None:
         for asset in ASSET_ORDER:
@@ -641,6 +663,7 @@ class _Builder:
         text = self.templates[(asset, variant)].fill({**values, "run": run_id, "pk": pk,
                                                       "ts": ts})
         index = self._row(text, "ASSET_MATERIALIZATION", run_id, ts, asset, pk, asset)
+        self.plain.append((index, "m", asset, pk, ts, self._plain_md(asset, variant, values)))
         if self.data_version.get(asset):
             self.tag_rows.append((index, asset, self.data_version[asset], _dt(ts)))
 
@@ -738,6 +761,45 @@ class _Builder:
             for offset in sorted(latest.values()):
                 row = self.rows[offset]
                 storage._store_asset_event(conn, deserialize_value(row["event"]), row["id"])
+
+    def write_summaries(self) -> int:
+        """What the research_summaries sensor leaves after each run (defs/sensors.py): every
+        research's summary, as state/research_index.py and status_view.py keep them. The event
+        digests are made here from the same plain metadata the events were filled with (through
+        research_index's own functions; reading 1.2 M events back is what the summaries spare),
+        then ``read_statuses`` reads the runs (and failed runs' reasons) and renders the view,
+        as the sensor does. Returns how many index rows were written."""
+        from types import SimpleNamespace
+
+        from research_assets.state import research_index as ri
+        from research_assets.state.status_view import read_statuses
+
+        events: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for index, kind, asset, pk, ts, md in self.plain:
+            event = SimpleNamespace(metadata=md)
+            rec = SimpleNamespace(storage_id=self.rows[index]["id"], timestamp=ts,
+                                  partition_key=pk, asset_materialization=None,
+                                  asset_observation=None)
+            setattr(rec, "asset_materialization" if kind == "m" else "asset_observation", event)
+            events[(pk, f"{kind}/{asset}")].append(rec)
+        digests: dict[str, dict[str, Any]] = {}
+        for (pk, stream), recs in events.items():
+            recs.sort(key=lambda r: -r.storage_id)  # newest first
+            digest = digests.setdefault(pk, {"sid": {}, "md": {}, "paid": {}})
+            digest["sid"][stream] = recs[0].storage_id
+            kind, asset = stream.split("/")
+            (ri._apply_materializations if kind == "m" else ri._apply_observations)(
+                digest, asset, stream, recs)
+        rows: dict[int, dict[str, Any]] = defaultdict(lambda: {"r": {}, "runs": {}})
+        for pk, digest in digests.items():
+            rows[ri.bucket_of(pk)]["r"][pk] = digest
+        ri.write_rows(self.instance, {ri.row_key(b): row for b, row in rows.items()})
+        self.rows = []
+        self.plain = []
+        ids = list(self.instance.get_dynamic_partitions("research"))
+        for start in range(0, len(ids), 20_000):
+            read_statuses(self.instance, ids[start:start + 20_000])
+        return len(rows)
 
     def _write_shards(self) -> None:
         if not self.shards:
@@ -841,9 +903,12 @@ def build_scale_home(home: Path, n: int, cache_base: Path, seed: int = 7) -> dic
          f"after {time.monotonic() - started:.1f} s; writing")
     instance.add_dynamic_partitions(research_partitions.name, ids)
     b.write()
+    n_events = len(b.rows)
+    _log(f"building: written after {time.monotonic() - started:.1f} s; research summaries")
+    b.write_summaries()
     instance.dispose()
     took = time.monotonic() - started
-    summary = {"version": BUILD_VERSION, "researches": n, "events": len(b.rows),
+    summary = {"version": BUILD_VERSION, "researches": n, "events": n_events,
                "runs": len(b.runs), "run_shards": len(b.shards),
                "expected": dict(Counter(expected.values())), "build_s": round(took, 1)}
     (home / "expected.json").write_text(json.dumps(expected))
@@ -969,24 +1034,60 @@ def ensure_scale_home(n: int, cache_dir: Path | None, rebuild: bool) -> tuple[Pa
 
 
 def time_cli(home: Path, args: list[str], repeats: int) -> tuple[list[float], dict]:
+    """Wall time of ``research ARGS`` as a subprocess, ``repeats`` times; the last JSON payload,
+    with each run's CPU time (``_cpu_s``) and peak resident memory (``_max_rss_mb``)."""
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
     env.update({"DAGSTER_HOME": str(home), **BENCH_ENV})
     times, payload = [], {}
     cpu: list[float] = []
+    rss: list[float] = []
     for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "research_assets.cli", *args],
-                              capture_output=True, text=True, env=env, cwd=str(REPO))
-        times.append(time.perf_counter() - started)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            started = time.perf_counter()
+            # GNU time reports the command's own peak (a child forked from this process, which
+            # holds the built instance's templates, would count this process's pages too).
+            proc = subprocess.Popen(["/usr/bin/time", "-f", "max_rss_kb=%M", sys.executable,
+                                     "-m", "research_assets.cli", *args],
+                                    stdout=out, stderr=err, env=env, cwd=str(REPO))
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            times.append(time.perf_counter() - started)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu.append(usage.ru_utime + usage.ru_stime)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(), err.read().decode()
+            peak = re.findall(r"max_rss_kb=(\d+)", stderr)
+            rss.append(int(peak[-1]) / 1024 if peak else float("nan"))
         if proc.returncode != 0:
             raise RuntimeError(f"research {' '.join(args)} exited {proc.returncode}: "
-                               f"{proc.stderr[-2000:]}")
-        payload = json.loads(proc.stdout.strip().splitlines()[-1])
+                               f"{stderr[-2000:]}")
+        payload = json.loads(stdout.strip().splitlines()[-1])
     payload["_cpu_s"] = cpu
+    payload["_max_rss_mb"] = rss
     return times, payload
+
+
+def check_summaries(home: Path, status: dict[str, Any], sample: int = 300) -> int:
+    """How many of ``sample`` researches (spread over the instance) `research status` printed
+    otherwise than statuses derived afresh from their events and runs (the research index not
+    read nor written): the summaries the build wrote as the research_summaries sensor would
+    are checked against what the events say."""
+    from research_assets.state import research_index
+    from research_assets.state.records import load_statuses
+    from research_assets.state.status_view import encode
+
+    printed = {r["id"]: r for r in status["researches"]}
+    ids = sorted(printed)[:: max(1, len(printed) // sample)]
+    instance = dg.DagsterInstance.from_config(str(home))
+    load_rows, write_rows = research_index.load_rows, research_index.write_rows
+    research_index.load_rows = lambda *a, **k: {}  # type: ignore[assignment]
+    research_index.write_rows = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        fresh = {s.id: json.loads(encode(s)) for s in load_statuses(instance, ids)}
+    finally:
+        research_index.load_rows, research_index.write_rows = load_rows, write_rows
+        instance.dispose()
+    return sum(1 for pk in ids if fresh.get(pk) != printed[pk])
 
 
 def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -> dict:
@@ -994,12 +1095,14 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
     home, built = ensure_scale_home(n, cache_dir, rebuild)
     _log(f"part 2: instance with {n} researches at {home} "
          f"(built in {built['build_s']} s; ready after {time.monotonic() - started:.1f} s)")
-    # The first `status` after a build fills the digest cache (see records.py): timed apart.
-    first_times, _ = time_cli(home, ["status", "--json"], 1)
+    # The first `status` on the built instance: the summaries are there (the build wrote them
+    # as the research_summaries sensor does), the view's instance mark is not: every research's
+    # fingerprint is checked. Timed apart, with its peak memory.
+    first_times, first = time_cli(home, ["status", "--json"], 1)
     status_times, status = time_cli(home, ["status", "--json"], repeats)
     metrics_times, metrics = time_cli(home, ["metrics", "--json"], repeats)
     empty = _new_home("research-bench-empty-")
-    empty_times, _ = time_cli(empty, ["status", "--json"], repeats)
+    empty_times, empty_status = time_cli(empty, ["status", "--json"], repeats)
     expected = json.loads((home / "expected.json").read_text())
     got = {r["id"]: r["status"] for r in status["researches"]}
     mismatches = sum(1 for k, v in expected.items() if got.get(k) != v)
@@ -1009,13 +1112,20 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
         "status_times_s": [_r(t) for t in status_times],
         "status_cpu_s": [_r(t) for t in status["_cpu_s"]],
         "status_first_s": _r(first_times[0]),
+        "status_first_max_rss_mb": _r(first["_max_rss_mb"][0], 0),
+        "status_first_cpu_s": _r(first["_cpu_s"][0]),
+        "status_max_rss_mb": _r(max(status["_max_rss_mb"]), 0),
         "status_empty_instance_s": _r(statistics.median(empty_times)),
+        "status_empty_instance_cpu_s": [_r(t) for t in empty_status["_cpu_s"]],
         "metrics_latency_s_10k": _r(statistics.median(metrics_times)),
         "metrics_times_s": [_r(t) for t in metrics_times],
         "metrics_cpu_s": [_r(t) for t in metrics["_cpu_s"]],
+        "metrics_max_rss_mb": _r(max(metrics["_max_rss_mb"]), 0),
         "status_researches": len(status["researches"]),
         "status_by_outcome": dict(Counter(got.values())),
         "status_mismatches": mismatches,
+        "first_agrees_with_warm": first["researches"] == status["researches"],
+        "summaries_vs_fresh_mismatches": check_summaries(home, status),
         "metrics_total": metrics["researches"]["total"],
     }
 
@@ -1060,6 +1170,8 @@ def main() -> int:
         "queue_latency_s_p50": run and run["queue_latency_s_p50"],
         "status_latency_s_10k": scale and scale["status_latency_s_10k"],
         "metrics_latency_s_10k": scale and scale["metrics_latency_s_10k"],
+        "status_first_s": scale and scale["status_first_s"],
+        "status_first_max_rss_mb": scale and scale["status_first_max_rss_mb"],
     }
     if not args.json:
         if run:
@@ -1083,13 +1195,20 @@ def main() -> int:
                   f"{built['runs']} runs, built in {built['build_s']} s) at {scale['home']}")
             print(f"  research status --json  {scale['status_latency_s_10k']} s median "
                   f"{scale['status_times_s']} (target < {TARGET_STATUS_S} s; CPU "
-                  f"{scale['status_cpu_s']} s); first after the build (fills the digest "
-                  f"cache) {scale['status_first_s']} s; on an empty instance "
-                  f"{scale['status_empty_instance_s']} s (process start)")
+                  f"{scale['status_cpu_s']} s, peak {scale['status_max_rss_mb']} MB); on an "
+                  f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
+                  f"{scale['status_empty_instance_cpu_s']} s)")
+            print(f"  first research status on the built instance {scale['status_first_s']} s, "
+                  f"CPU {scale['status_first_cpu_s']} s, peak "
+                  f"{scale['status_first_max_rss_mb']} MB (target < {TARGET_FIRST_S} s, "
+                  f"< {TARGET_FIRST_MB} MB); same output as warm: "
+                  f"{scale['first_agrees_with_warm']}")
             print(f"    outcomes {scale['status_by_outcome']}; mismatches vs expected "
-                  f"{scale['status_mismatches']}")
+                  f"{scale['status_mismatches']}; summaries vs statuses derived afresh "
+                  f"(sample): {scale['summaries_vs_fresh_mismatches']} mismatches")
             print(f"  research metrics --json {scale['metrics_latency_s_10k']} s median "
-                  f"{scale['metrics_times_s']} (CPU {scale['metrics_cpu_s']} s)")
+                  f"{scale['metrics_times_s']} (target < {TARGET_METRICS_S} s; CPU "
+                  f"{scale['metrics_cpu_s']} s, peak {scale['metrics_max_rss_mb']} MB)")
         print(f"host: {os.cpu_count()} CPUs, load average {load_start} at start, "
               f"{tuple(round(x, 1) for x in os.getloadavg())} at end")
     print(json.dumps(out))

@@ -14,7 +14,7 @@ instance. The kinds (``core/synthetic.py``, four daily symbols of 4,000 bars eac
   annualised Sharpe ratio of about 2 before costs, while buy & hold earns about 0.
 - ``bundled``: the sample data shipped with the package.
 
-Each research's outcome is read back from its instance (``defs/records.load_statuses``, the
+Each research's outcome is read back from its instance (``state/records.load_statuses``, the
 gated assets' ``gate_description``, the run records). Per kind (figures of the researches that
 passed both gates unless said otherwise):
 
@@ -261,8 +261,8 @@ def read_outcomes(home: Path, ids: list[str]) -> list[dict[str, Any]]:
     """Each research's outcome from its instance, in trigger order."""
     import dagster as dg
 
-    from research_assets.defs.records import latest_metadata, load_statuses
     from research_assets.defs.tags import GATE_DESCRIPTION, PARTITION_TAG
+    from research_assets.state.records import latest_metadata, load_statuses
 
     rows = []
     with dg.DagsterInstance.from_config(str(home)) as instance:

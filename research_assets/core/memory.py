@@ -1,6 +1,6 @@
 """What past researches taught: the designer's view of history.
 
-Records are built from the Dagster instance's own event log (see ``defs/records.py``); there is no
+Records are built from the Dagster instance's own event log (see ``state/records.py``); there is no
 separate database. A record carries only what a designer may see: the spec, the outcome, the gate
 that rejected it and why (the reason code, and the gate's description in numbers: ``Deflated
 Sharpe 0.61 < 0.95 (not_significant)``), the training metrics (with the lift over the labels' own

@@ -42,13 +42,6 @@ from research_assets.defs.checks import (
 )
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.pool_setup import PoolsResource
-from research_assets.defs.records import (
-    latest_metadata,
-    load_memory,
-    materialized,
-    read_request,
-    usage_metadata,
-)
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -57,6 +50,13 @@ from research_assets.defs.resources import (
 )
 from research_assets.defs.tags import GATE_PASSED, GATE_REASON
 from research_assets.llm.errors import LLMConfigError, LLMError
+from research_assets.state.records import (
+    latest_metadata,
+    load_memory,
+    materialized,
+    read_request,
+    usage_metadata,
+)
 
 # The selection that runs a whole research, for `dagster asset materialize --select`.
 WHOLE_RESEARCH = "strategy_spec*"

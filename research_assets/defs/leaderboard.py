@@ -42,8 +42,8 @@ import pandas as pd
 from research_assets.core.leaderboard import COLUMNS, LeaderboardEntry, comparison_png, rows
 from research_assets.core.plots import png_markdown
 from research_assets.defs.assets import backtest_report, lockbox_report, trained_model
-from research_assets.defs.status_view import read_statuses
 from research_assets.defs.tags import PARTITION_TAG
+from research_assets.state.status_view import read_statuses
 
 # On every run the automation and the sensors launch; the run queue runs one at a time.
 RUN_TAGS = {"research/leaderboard": "true"}

@@ -48,7 +48,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
-from research_assets.defs.capacity import POOLS
+from research_assets.state.capacity import POOLS
 
 
 def ensure_pools(instance: dg.DagsterInstance) -> list[str]:

@@ -6,20 +6,22 @@ it came from ``research trigger`` or from "Add partition" in the UI. ``research_
 """
 
 import os
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from research_assets.defs.capacity import admit
 from research_assets.defs.jobs import research_job
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.records import (
+from research_assets.defs.tags import DEFAULT_WORKER, PARTITION_TAG, RESEARCH_ID_TAG, WORKER_TAG
+from research_assets.state.capacity import admit
+from research_assets.state.records import (
     cancelled_ids,
     new_research_id,
     partitions_with_runs,
     read_requests,
     record_request,
 )
-from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
+from research_assets.state.status_view import read_statuses
 
 # How many partitions one intake tick reads; the cursor carries on from there.
 INTAKE_PAGE = 500
@@ -78,3 +80,29 @@ def research_autopilot(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     return dg.SensorResult(run_requests=[dg.RunRequest(
         run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
     )])
+
+
+# Runs read per tick; the cursor carries on from the last one read.
+SUMMARY_PAGE = 500
+
+
+@dg.sensor(
+    minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps each research's status summary (research_assets/state) current as its "
+    "runs change, so that `research status` does not read a research's events again.",
+)
+def research_summaries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    # Every change to a research passes through a run's record: its materializations are written
+    # by a run that ends after them, and a run killed or cancelled without our code running is
+    # marked by Dagster. Readers check every summary against the instance; this only saves them
+    # reading the events again (a change missed here is read by the next `research status`).
+    since = float(context.cursor) if context.cursor else 0.0
+    records = context.instance.get_run_records(
+        dg.RunsFilter(updated_after=datetime.fromtimestamp(since, UTC)),
+        limit=SUMMARY_PAGE, order_by="update_timestamp", ascending=True)
+    ids = sorted({r.dagster_run.tags.get(PARTITION_TAG) for r in records} - {None})
+    if ids:
+        read_statuses(context.instance, ids)
+    if records:
+        context.update_cursor(str(records[-1].update_timestamp.timestamp()))
+    return dg.SkipReason(f"{len(ids)} research summaries brought up to date")

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from research_assets.core.errors import ConfigError
-from research_assets.defs.capacity import admit, current_load, load_capacity
-from research_assets.defs.records import record_cancel, record_request
+from research_assets.state.capacity import admit, current_load, load_capacity
+from research_assets.state.records import record_cancel, record_request
 
 REPO_CONFIG = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "dagster_home" / "dagster.yaml").read_text()

@@ -17,14 +17,14 @@ from research_assets.core.designer import market_costs
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.definitions import defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import (
+from research_assets.defs.resources import QualityGatesResource
+from research_assets.llm.pricing import DEFAULT_MODEL, cost_usd
+from research_assets.state.records import (
     latest_metadata,
     load_statuses,
     record_request,
     spent_today_usd,
 )
-from research_assets.defs.resources import QualityGatesResource
-from research_assets.llm.pricing import DEFAULT_MODEL, cost_usd
 from tests.gate_support import OPEN_GATES
 from tests.llm.fake_anthropic import FakeAnthropic, Reply, error, message, tool_use
 

@@ -19,7 +19,7 @@ from research_assets.core.gates import (
 from research_assets.definitions import defs
 from research_assets.defs.checks import GATE_ASSETS
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.records import load_statuses
+from research_assets.state.records import load_statuses
 from tests.defs.test_research_assets import run_research
 from tests.gate_support import OPEN_GATES
 

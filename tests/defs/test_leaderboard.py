@@ -21,8 +21,8 @@ from research_assets.defs.leaderboard import (
     leaderboard_after_failed_run,
     leaderboard_job,
 )
-from research_assets.defs.records import load_statuses, record_cancel, record_request
 from research_assets.defs.resources import QualityGatesResource
+from research_assets.state.records import load_statuses, record_cancel, record_request
 from tests.gate_support import OPEN_GATES, open_thresholds
 
 pytestmark = pytest.mark.slow

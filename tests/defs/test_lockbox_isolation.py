@@ -31,11 +31,11 @@ from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.definitions import defs
 from research_assets.defs import assets as asset_defs
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
 from research_assets.llm.assessor import ClaudeAssessor
 from research_assets.llm.config import LLMSettings
 from research_assets.llm.designer import ClaudeDesigner, memory_text, record_line
+from research_assets.state.records import load_memory, load_statuses, record_request
 from tests.defs.test_research_index import backtest_stats, build
 from tests.gate_support import OPEN_GATES
 from tests.llm.fake_anthropic import FakeAnthropic, message, tool_use

@@ -4,8 +4,8 @@ over completed researches, from the instance's records."""
 import pytest
 
 from research_assets.core.overfitting import MIN_RESEARCHES_FOR_WARNING, overfitting_report
-from research_assets.defs.metrics import compute_metrics, format_metrics
-from research_assets.defs.records import record_request
+from research_assets.state.metrics import compute_metrics, format_metrics
+from research_assets.state.records import record_request
 from tests.defs.test_research_index import S, add_run, materialize, metadata, report
 
 

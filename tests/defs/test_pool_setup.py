@@ -10,13 +10,13 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from research_assets.defs.capacity import POOLS, pool_limits
 from research_assets.defs.pool_setup import (
     STUCK_AFTER_S,
     ensure_pools,
     pool_watchdog,
     release_stuck_steps,
 )
+from research_assets.state.capacity import POOLS, pool_limits
 from tests.postgres_support import fresh_database, postgres_storage
 
 

@@ -6,8 +6,13 @@ import pytest
 from research_assets.definitions import defs
 from research_assets.defs.checks import GATE_ASSETS
 from research_assets.defs.jobs import RESEARCH_ASSETS
-from research_assets.defs.records import latest_metadata, load_memory, load_statuses, record_request
 from research_assets.defs.resources import QualityGatesResource
+from research_assets.state.records import (
+    latest_metadata,
+    load_memory,
+    load_statuses,
+    record_request,
+)
 from tests.gate_support import OPEN_GATES
 from tests.lockbox_support import (
     LOCKBOX_STATS,

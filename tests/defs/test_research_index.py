@@ -1,4 +1,4 @@
-"""Statuses through the research index (research_assets/defs/research_index.py) and the
+"""Statuses through the research index (research_assets/state/research_index.py) and the
 rendered statuses `research status` prints (status_view.py), over synthetic researches of every
 kind, on SQLite and on Postgres.
 
@@ -29,16 +29,17 @@ from dagster._core.remote_origin import (
 from dagster._utils.error import SerializableErrorInfo
 
 from research_assets.cli import leaderboard, status_table
-from research_assets.defs import research_index
-from research_assets.defs.records import (
-    load_fleet,
+from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
+from research_assets.state import research_index, status_view
+from research_assets.state.metrics import compute_metrics, research_runs
+from research_assets.state.records import (
     load_memory,
     load_statuses,
     record_cancel,
     record_request,
+    spent_today_usd,
 )
-from research_assets.defs.status_view import encode, read_statuses
-from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
+from research_assets.state.status_view import encode, read_statuses, status_json
 from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fields
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -383,8 +384,9 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     reads = []
     for name in ("fetch_materializations", "fetch_observations", "get_run_records", "all_logs"):
         original = getattr(any_instance, name)
-        monkeypatch.setattr(any_instance, name,
-                            lambda *a, _o=original, _n=name, **k: reads.append(_n) or _o(*a, **k))
+        # (The view's instance mark reads the newest run record: limit=1, no body of a research's.)
+        monkeypatch.setattr(any_instance, name, lambda *a, _o=original, _n=name, **k: (
+            k.get("limit") == 1 or reads.append(_n) or True) and _o(*a, **k))
     warm = statuses_with_specs(any_instance)
     assert set(reads) <= {"get_run_records"}
     assert snapshot(warm) == snapshot(cold)
@@ -410,12 +412,21 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     research_index.reset(any_instance)
     assert view_agrees(any_instance)
     assert snapshot(statuses_with_specs(any_instance)) == snapshot(cold)
-    runs = load_fleet(any_instance)[1]
-    assert len(runs) == len(any_instance.get_run_ids()) and {r["worker"] for r in runs} == {
-        "cpu", "gpu"}
+    runs = research_runs(any_instance)
+    assert sorted(r["run_id"] for r in runs) == sorted(any_instance.get_run_ids())
 
 
-def test_the_index_follows_the_instance(any_instance, small_spec):
+@pytest.fixture(params=["busy", "quiet"])
+def quiet(request, monkeypatch):
+    """"quiet": the view's instance mark is taken at once (status_view._QUIET_S = 0, as on an
+    instance whose runs last changed a while ago), so that a read of every research whose mark
+    has not moved skips the fingerprints: whatever changes must move the mark."""
+    if request.param == "quiet":
+        monkeypatch.setattr(status_view, "_QUIET_S", 0.0)
+    return request.param == "quiet"
+
+
+def test_the_index_follows_the_instance(any_instance, small_spec, quiet):
     built = build(any_instance, small_spec, per_kind=1)
     by_kind = {kind: pk for pk, (kind, _i) in built.items()}
     load_statuses(any_instance)
@@ -460,7 +471,7 @@ def test_the_index_follows_the_instance(any_instance, small_spec):
     assert status_of(done).lockbox is None and status_of(done).status != "completed"
 
 
-def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec):
+def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec, quiet):
     built = build(any_instance, small_spec, per_kind=1)
     load_statuses(any_instance)
     read_statuses(any_instance)
@@ -490,6 +501,50 @@ def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec):
         any_instance.run_storage.set_cursor_values({
             research_index.row_key(b, research_index.VIEW_ROW): json.dumps({pk: [1, "x"]})})
     assert view_agrees(any_instance)
+
+
+def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, monkeypatch):
+    """Once a read of every research completed the view and nothing moved since, the next one
+    checks no research's fingerprint; a view row written since by a read of a few researches,
+    a new run and a new partition each send it back to the fingerprints."""
+    monkeypatch.setattr(status_view, "_QUIET_S", 0.0)
+    build(any_instance, small_spec, per_kind=1)
+    first = [r.document for r in read_statuses(any_instance)]
+    calls = []
+    original = any_instance.get_run_partition_data
+    monkeypatch.setattr(any_instance, "get_run_partition_data",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert [r.document for r in read_statuses(any_instance)] == first and calls == []
+    # `research status --json` prints what that read printed, without reading the view.
+    assert status_json(any_instance) == '{"researches": [' + ", ".join(first) + "]}"
+    assert calls == []
+    # A read of a few researches rewrites their rows: the next complete read checks again.
+    some = [r.id for r in read_statuses(any_instance)][:3]
+    status_view.write_rows(any_instance, {status_view.row_key(
+        research_index.bucket_of(some[0]), research_index.VIEW_ROW): {some[0]: [1, "x"]}})
+    assert view_agrees(any_instance) and calls
+    calls.clear()
+    assert view_agrees(any_instance) and calls == []
+    # A new run, then a new research: each is seen.
+    waiting = next(r.id for r in read_statuses(any_instance) if r.data["run_id"] is None)
+    add_run(any_instance, waiting, ST)
+    assert view_agrees(any_instance) and calls
+    assert {r.id: r.data["status"] for r in read_statuses(any_instance)}[waiting] == "running"
+    assert {r["id"]: r["status"] for r in json.loads(status_json(any_instance))["researches"]}[
+        waiting] == "running"
+    record_request(any_instance, "r-20990101-000000-ffff", seed=1)
+    assert "r-20990101-000000-ffff" in [r.id for r in read_statuses(any_instance)]
+
+
+def test_metrics_agree_with_the_events(any_instance, small_spec):
+    """`research metrics` reads the summaries: what they say was spent today and how many runs
+    there are is what the events and runs say."""
+    build(any_instance, small_spec, per_kind=1)
+    metrics = compute_metrics(any_instance)
+    spent = spent_today_usd(any_instance)
+    assert spent > 0 and metrics["today"]["cost_usd"] == round(spent, 6)
+    assert sum(metrics["runs"].values()) == len(any_instance.get_run_ids())
+    assert metrics["researches"]["total"] == len(load_statuses(any_instance))
 
 
 def _run_event(run, event_type):

@@ -4,8 +4,8 @@ import dagster as dg
 
 from research_assets.definitions import defs
 from research_assets.defs import sensors
-from research_assets.defs.records import record_cancel, record_request
 from research_assets.defs.sensors import research_autopilot, research_intake
+from research_assets.state.records import record_cancel, record_request
 
 
 def evaluate(sensor, instance, cursor=None):

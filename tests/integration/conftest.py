@@ -281,7 +281,7 @@ STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
 
 
 def statuses_by_id(instance: dg.DagsterInstance, ids: list[str]) -> dict[str, Any]:
-    from research_assets.defs.records import load_statuses
+    from research_assets.state.records import load_statuses
 
     return {s.id: s for s in load_statuses(instance, ids)}
 

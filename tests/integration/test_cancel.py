@@ -9,8 +9,8 @@ import time
 import dagster as dg
 import pytest
 
-from research_assets.defs.cancel import cancel_research
-from research_assets.defs.records import load_statuses, record_request
+from research_assets.state.cancel import cancel_research
+from research_assets.state.records import load_statuses, record_request
 from tests.integration.conftest import (
     REPO,
     clean_env,

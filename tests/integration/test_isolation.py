@@ -3,7 +3,7 @@ researches beside it complete, and the failure is not retried (it would fail the
 
 import pytest
 
-from research_assets.defs.records import record_request
+from research_assets.state.records import record_request
 from tests.integration.conftest import describe, make_spec, runs_of, wait_final
 
 pytestmark = pytest.mark.integration

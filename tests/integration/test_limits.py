@@ -6,9 +6,9 @@ import time
 import dagster as dg
 import pytest
 
-from research_assets.defs.capacity import admit, pool_limits, worker_limits
-from research_assets.defs.records import record_request
 from research_assets.defs.tags import WORKER_TAG
+from research_assets.state.capacity import admit, pool_limits, worker_limits
+from research_assets.state.records import record_request
 from tests.integration.conftest import (
     FINAL,
     IN_PROGRESS,

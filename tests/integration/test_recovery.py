@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.event_api import AssetRecordsFilter
 
-from research_assets.defs.records import record_request
+from research_assets.state.records import record_request
 from tests.integration.conftest import (
     FINAL,
     IN_PROGRESS,

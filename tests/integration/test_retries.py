@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pytest
 
-from research_assets.defs.records import record_request
+from research_assets.state.records import record_request
 from tests.gate_support import OPEN_GATES_ENV
 from tests.integration.conftest import (
     Daemon,

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from research_assets.defs.records import research_ids
+from research_assets.state.records import research_ids
 from tests.integration.conftest import research_cli
 
 pytestmark = pytest.mark.integration

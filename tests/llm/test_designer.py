@@ -9,7 +9,6 @@ import pytest
 from research_assets.core.designer import DesignRequest
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
-from research_assets.defs.records import load_memory, load_statuses
 from research_assets.llm.designer import ClaudeDesigner
 from research_assets.llm.errors import (
     LLM_BAD_RESPONSE,
@@ -19,6 +18,7 @@ from research_assets.llm.errors import (
     LLMError,
 )
 from research_assets.llm.pricing import PRICES
+from research_assets.state.records import load_memory, load_statuses
 from tests.defs.test_research_index import build
 from tests.llm.conftest import DATASETS, KEY, example_spec_dict, realistic_memory
 from tests.llm.fake_anthropic import (

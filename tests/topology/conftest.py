@@ -267,7 +267,7 @@ class Topology:
         return {i: found[i] for i in ids} if ids else found
 
     def statuses(self, ids: list[str]) -> dict[str, Any]:
-        from research_assets.defs.records import load_statuses
+        from research_assets.state.records import load_statuses
 
         return {s.id: s for s in load_statuses(self.instance, ids)}
 

@@ -23,12 +23,6 @@ from typing import Any
 
 import dagster as dg
 
-from research_assets.defs.instance_reads import (
-    failure_reason,
-    fetch_all,
-    fetch_latest,
-    metadata_of,
-)
 from research_assets.defs.tags import (
     GATE_DESCRIPTION,
     GATE_PASSED,
@@ -38,10 +32,16 @@ from research_assets.defs.tags import (
     WILL_RETRY_TAG,
     WORKER_TAG,
 )
+from research_assets.state.instance_reads import (
+    failure_reason,
+    fetch_all,
+    fetch_latest,
+    metadata_of,
+)
 
 _log = logging.getLogger(__name__)
 
-KEY_PREFIX = "research_assets/index/v3/"  # bumped whenever what is kept changes
+KEY_PREFIX = "research_assets/index/v4/"  # bumped whenever what is kept changes
 BUCKETS = 64  # researches are spread over this many key-value rows, by a hash of their id
 _CHUNK = 500  # ids per IN (...) query
 
@@ -76,6 +76,7 @@ def bucket_of(research_id: str) -> int:
 
 # Row kinds: status digests and runs; specs (memory only); rendered statuses (status_view.py).
 STATUS_ROW, SPEC_ROW, VIEW_ROW = "", "spec/", "view/"
+MARK_ROW = "view-mark/"  # one row: what the instance looked like when the view was completed
 
 
 def row_key(bucket: int, row: str = STATUS_ROW) -> str:
@@ -93,6 +94,7 @@ class ResearchIndex:
         {"sid": {"m/<asset>" | "o/<asset>": newest event's storage id},
          "md": {asset: kept metadata of its newest materialization},
          "paid": {stream: {usage/...: total over every billed event}},
+         "billed": {stream: [[unix time, USD] of each billed event]},
          "request": {requested_at, brief, worker} | absent,
          "cancelled": true | absent}
 
@@ -231,13 +233,19 @@ def _apply_observations(digest: dict[str, Any], asset: str, stream: str,
 
 def _set_paid(digest: dict[str, Any], stream: str, events: Iterable[tuple[Any, dict]]) -> None:
     total: dict[str, float] = {}
-    for _rec, md in events:
+    billed = []  # [unix time, USD] of each billed event: what today's spend is summed from
+    for rec, md in events:
         for label, value in _usage(md).items():
             total[label] = total.get(label, 0) + value
+        if f"{USAGE_PREFIX}cost_usd" in _usage(md):
+            billed.append([rec.timestamp, _usage(md)[f"{USAGE_PREFIX}cost_usd"]])
+    digest.setdefault("billed", {})
     if total:
         digest["paid"][stream] = total
+        digest["billed"][stream] = billed
     else:
         digest["paid"].pop(stream, None)
+        digest["billed"].pop(stream, None)
 
 
 def _read_specs(instance: dg.DagsterInstance, ids: list[str],
@@ -382,3 +390,5 @@ def reset(instance: dg.DagsterInstance) -> None:
     for b in range(BUCKETS):
         for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
             instance.run_storage.set_cursor_values({row_key(b, row): ""})
+    for b in (0, 1, 2):  # the view's mark, the output it printed and that output's mark
+        instance.run_storage.set_cursor_values({row_key(b, MARK_ROW): ""})

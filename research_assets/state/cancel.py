@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from research_assets.core.errors import ResearchError
-from research_assets.defs.capacity import ACTIVE_RUN_STATUSES
-from research_assets.defs.records import load_statuses, record_cancel, research_ids
 from research_assets.defs.tags import MAX_RETRIES_TAG, PARTITION_TAG, WILL_RETRY_TAG
+from research_assets.state.capacity import ACTIVE_RUN_STATUSES
+from research_assets.state.records import load_statuses, record_cancel, research_ids
 
 
 @dataclass

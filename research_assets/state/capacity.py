@@ -16,8 +16,8 @@ import dagster as dg
 from research_assets.core.budget import check_budget, daily_budget_usd
 from research_assets.core.config import env_int
 from research_assets.core.errors import ConfigError
-from research_assets.defs.records import research_ids, spent_today_usd
 from research_assets.defs.tags import WORKER_TAG
+from research_assets.state.records import research_ids, spent_today_usd
 
 POOLS = ("training", "backtest")
 WORKER_CLASSES = ("cpu", "gpu")
@@ -105,7 +105,7 @@ class Load:
 
 
 def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load:
-    from research_assets.defs.records import (
+    from research_assets.state.records import (
         cancelled_ids,
         partitions_with_runs,
         recent_request_ids,

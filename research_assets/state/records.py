@@ -20,14 +20,7 @@ import dagster as dg
 from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
 from research_assets.core.spec import StrategySpec
-from research_assets.defs.instance_reads import (
-    fetch_all,
-    fetch_latest,
-    latest_runs,
-    metadata_of,
-)
 from research_assets.defs.partitions import research_partitions
-from research_assets.defs.research_index import ResearchIndex
 from research_assets.defs.tags import (
     DEFAULT_WORKER,
     GATE_DESCRIPTION,
@@ -36,6 +29,14 @@ from research_assets.defs.tags import (
     TOKEN_KEYS,
     USAGE_PREFIX,
 )
+from research_assets.state.instance_reads import (
+    fetch_all,
+    fetch_latest,
+    latest_runs,
+    metadata_of,
+    research_ids,
+)
+from research_assets.state.research_index import ResearchIndex
 
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 # The phase a research is in once the asset on the left has been materialized.
@@ -224,6 +225,8 @@ class ResearchStatus:
     training: dict[str, float] = field(default_factory=dict)
     backtest_summary: dict[str, float] = field(default_factory=dict)
     suggestions: tuple[str, ...] = ()
+    # (unix time, USD) of every billed LLM call (designs and assessments, failed ones included).
+    billed: tuple[tuple[float, float], ...] = ()
 
     @cached_property
     def spec(self) -> StrategySpec | None:
@@ -260,23 +263,12 @@ class ResearchStatus:
         return next((g for g, v in self.gates.items() if v == "failed"), None)
 
 
-def research_ids(instance: dg.DagsterInstance) -> list[str]:
-    return list(instance.get_dynamic_partitions(research_partitions.name))
-
-
 def load_statuses(
     instance: dg.DagsterInstance, ids: Sequence[str] | None = None, with_specs: bool = False
 ) -> list[ResearchStatus]:
     """The status of the given researches (default: all), oldest first; ``with_specs``: with
     the spec each one researched (``ResearchStatus.spec``, for memory)."""
     return _read(instance, ids, with_specs)[0]
-
-
-def load_fleet(instance: dg.DagsterInstance) -> tuple[list[ResearchStatus], list[dict[str, Any]]]:
-    """Every research's status, and every run of every research as the index keeps it (run id,
-    status as a DagsterRunStatus value, worker, created / start / end as unix times)."""
-    statuses, index = _read(instance, None, False)
-    return statuses, list(index.runs.values()) if index else []
 
 
 def _read(
@@ -361,6 +353,8 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
     # Every billed design and assessment, the failed ones included.
     for usage in digest.get("paid", {}).values():
         _add_usage(status, usage)
+    status.billed = tuple(sorted((t, c) for calls in digest.get("billed", {}).values()
+                                 for t, c in calls))
 
     rejected = False
     for asset, gate in _GATES.items():

@@ -7,7 +7,12 @@ from typing import Any
 import dagster as dg
 from dagster._core.event_api import AssetRecordsFilter
 
+from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import PARTITION_TAG
+
+
+def research_ids(instance: dg.DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(research_partitions.name))
 
 
 def fetch_all(

@@ -7,15 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
+from dagster._time import utc_datetime_from_naive
 
-from research_assets.core.overfitting import lockbox_outcome, overfitting_report
-from research_assets.defs.capacity import (
+from research_assets.core.budget import spent_today
+from research_assets.core.overfitting import overfitting_report
+from research_assets.defs.tags import PARTITION_TAG, WORKER_TAG
+from research_assets.state.capacity import (
     POOLS,
     WORKER_CLASSES,
     current_load,
     load_capacity,
 )
-from research_assets.defs.records import TOKEN_KEYS, load_fleet, spent_today_usd
+from research_assets.state.records import TOKEN_KEYS
+from research_assets.state.status_view import read_statuses
 
 FINAL = ("completed", "rejected", "failed", "cancelled")
 
@@ -36,18 +40,28 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
-    statuses, runs = load_fleet(instance)
+    # Every research as `research status` reads it (status_view.py), and every run of every
+    # research as the runs table has it (no run body read).
+    statuses = read_statuses(instance)
+    ids = {s.id for s in statuses}
+    runs = [r for r in research_runs(instance) if r["partition"] in ids]
     by_status = Counter(dg.DagsterRunStatus(r["status"]) for r in runs)
-    end_of_run = {r["id"]: r["end"] for r in runs}
+    end_of_run = {r["run_id"]: r["end_time"] for r in runs}
+    newest: dict[str, str] = {}  # the run a status shows: its research's newest
+    for r in runs:
+        newest.setdefault(r["partition"], r["run_id"])
+    run_of = {s.id: newest.get(s.id) for s in statuses if s.status in FINAL}
 
-    cycles = [end_of_run[s.run_id] - s.created_at for s in statuses
-              if s.status in FINAL and s.run_id and end_of_run.get(s.run_id) and s.created_at]
-    latencies = [r["start"] - r["created"] for r in runs if r["start"]]
+    cycles = [end_of_run[run_of[s.id]] - s.created_at for s in statuses
+              if run_of.get(s.id) and end_of_run.get(run_of[s.id]) and s.created_at]
+    latencies = [r["start_time"] - r["created"] for r in runs if r["start_time"]]
     capacity = load_capacity(instance)
     load = current_load(instance, now)
 
-    running = Counter(r["worker"] for r in runs
-                      if r["status"] == dg.DagsterRunStatus.STARTED.value)
+    running = Counter(
+        r.dagster_run.tags.get(WORKER_TAG) for r in instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        if r.dagster_run.tags.get(PARTITION_TAG) in ids)
     utilization: dict[str, float | None] = {}
     for worker in WORKER_CLASSES:
         limit = capacity.worker_limits.get(worker)
@@ -62,7 +76,7 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
     for s in statuses:
         if s.created_at >= today_start:
             for k in TOKEN_KEYS:
-                tokens[k] += s.tokens.get(k, 0)
+                tokens[k] += s.data["tokens"].get(k, 0)
     return {
         "researches": {"total": len(statuses),
                        "by_outcome": dict(Counter(s.status for s in statuses))},
@@ -82,9 +96,33 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
                             "p95": _r(percentile(latencies, 95)), "count": len(latencies)},
         "utilization": utilization,
         "capacity": capacity.to_json(),
-        "today": {"tokens": tokens, "cost_usd": round(spent_today_usd(instance, now), 6)},
+        # What research_assets.state.records.spent_today_usd reads from the events, from the
+        # summaries (every billed call of every research, with its time).
+        "today": {"tokens": tokens, "cost_usd": round(spent_today(
+            (call for s in statuses for call in s.billed), now), 6)},
         "overfitting": _overfitting(statuses),
     }
+
+
+def research_runs(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
+    """Every run, newest first: run id, status (a DagsterRunStatus value), partition, and
+    created / start / end as unix times. Dagster's run APIs return whole run records (each body
+    deserialized: seconds at 100,000 runs); this selects those columns of its runs table, as its
+    own get_run_partition_data does."""
+    from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
+
+    storage = instance.run_storage
+    if not isinstance(storage, SqlRunStorage):
+        return [{"run_id": r.dagster_run.run_id, "status": r.dagster_run.status.value,
+                 "partition": r.dagster_run.tags.get(PARTITION_TAG),
+                 "created": r.create_timestamp.timestamp(), "start_time": r.start_time,
+                 "end_time": r.end_time} for r in instance.get_run_records()]
+    query = storage._runs_query(columns=["run_id", "status", "partition", "create_timestamp",
+                                         "start_time", "end_time"])  # newest first
+    return [{"run_id": row["run_id"], "status": row["status"], "partition": row["partition"],
+             "created": utc_datetime_from_naive(row["create_timestamp"]).timestamp(),
+             "start_time": row["start_time"], "end_time": row["end_time"]}
+            for row in storage.fetchall(query)]
 
 
 def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:
@@ -92,11 +130,10 @@ def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:
     is a research that got as far as a strategy."""
     outcomes = []
     for s in statuses:
-        oos = s.backtest_summary.get("Sharpe Ratio")
-        lockbox = lockbox_outcome(s.lockbox)
-        if s.status == "completed" and isinstance(oos, float) and lockbox is not None:
-            outcomes.append((oos, *lockbox))
-    return overfitting_report(outcomes, trials=sum(1 for s in statuses if s.strategy))
+        oos = s.sharpe
+        if s.status == "completed" and isinstance(oos, float) and s.lockbox_outcome is not None:
+            outcomes.append((oos, *s.lockbox_outcome))
+    return overfitting_report(outcomes, trials=sum(1 for s in statuses if s.has_strategy))
 
 
 def _r(value: float | None) -> float | None:
