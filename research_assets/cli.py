@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from research_assets.core.names import BACKTEST_GATE, FINAL_STATUSES, TRAINING_GATE, Status
+
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 # A trigger that is refused: each reason has its own exit code.
 EXIT_BUDGET_EXHAUSTED, EXIT_AT_CAPACITY, EXIT_QUEUE_FULL = 3, 4, 5
@@ -289,7 +291,7 @@ class _Watcher:
         for status in load_statuses(self.instance, pending):
             # Final only once its run has finished too: the daemon is stopped after the last
             # one, and a run worker stopped before it records its end would stay "started".
-            if status.status in ("completed", "rejected", "failed", "cancelled") and (
+            if status.status in FINAL_STATUSES and (
                 status.run_id is None or self._run_finished(status.run_id)
             ):
                 self.final[status.id] = status
@@ -418,7 +420,7 @@ def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
         rows.append([
             d["id"], d["status"], d["phase"], d["worker"] or "-",
             _age(now - d["created_at"]) if d["created_at"] else "-", d["strategy"] or "-",
-            d["gates"]["training_gate"] or "-", d["gates"]["backtest_gate"] or "-",
+            d["gates"][TRAINING_GATE] or "-", d["gates"][BACKTEST_GATE] or "-",
             _fmt(s.sharpe), _fmt(s.excess_return), _fmt(s.deflated_sharpe),
             f"{d['cost_usd']:.4f}",
             d.get("reason_detail") or d["reason"] or "",
@@ -452,7 +454,8 @@ def leaderboard(statuses: Sequence[Any]) -> str:
         value = s.backtest_summary.get("Sharpe Ratio")
         return value if isinstance(value, float) and math.isfinite(value) else -math.inf
 
-    ranked = sorted(statuses, key=lambda s: (s.status != "completed", -sharpe(s), s.created_at))
+    ranked = sorted(statuses,
+                    key=lambda s: (s.status != Status.COMPLETED, -sharpe(s), s.created_at))
     header = ["#", "research", "status", "strategy", "sharpe", "return%", "excess%", "maxdd%",
               "win%", "trades", "dsr", "lockbox sharpe", "lockbox ret%", "lockbox excess%",
               "cost $", "reason"]

@@ -76,9 +76,7 @@ from dataclasses import dataclass, fields
 
 from research_assets.core.config import env_float
 from research_assets.core.errors import ConfigError
-
-TRAINING_GATE = "training_gate"
-BACKTEST_GATE = "backtest_gate"
+from research_assets.core.names import BACKTEST_GATE, TRAINING_GATE
 
 _FRACTION = "a fraction between 0 and 1 (0.4 means 40%)"
 _PROBABILITY = "a probability between 0 and 1 (0.05, not 5)"
@@ -198,7 +196,7 @@ class GateCheck:
 
 @dataclass(frozen=True)
 class GateResult:
-    gate: str  # "training_gate" | "backtest_gate"
+    gate: str  # TRAINING_GATE | BACKTEST_GATE
     passed: bool
     reason: str | None  # the first failing check's reason
     checks: tuple[GateCheck, ...]

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from research_assets.core.names import Status
+
 __all__ = ["COLUMNS", "LeaderboardEntry", "comparison_png", "rank", "rows"]
 
 # The table's columns, in order, with their type: the rank, then the entry's fields.
@@ -117,7 +119,7 @@ def rank(entries: Iterable[LeaderboardEntry]) -> list[LeaderboardEntry]:
     return sorted(
         entries,
         key=lambda e: (
-            e.status != "completed",
+            e.status != Status.COMPLETED,
             -(e.sharpe if e.sharpe is not None else -math.inf),
             e.created_at,
             e.research,
@@ -194,7 +196,7 @@ def comparison_png(entries: Sequence[LeaderboardEntry]) -> bytes:
 
     by_status = {
         status: [e.sharpe for e in entries if e.status == status and e.sharpe is not None]
-        for status in ("completed", "rejected")
+        for status in (Status.COMPLETED, Status.REJECTED)
     }
     if any(by_status.values()):
         values = [v for vs in by_status.values() for v in vs]

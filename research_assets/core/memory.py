@@ -18,11 +18,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from research_assets.core.names import FINAL_STATUSES, Status
 from research_assets.core.spec import StrategySpec
-
-# Outcomes a research can end with, and the ones that are still going.
-FINAL_STATUSES = ("completed", "rejected", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class ResearchRecord:
     created_at: float = 0.0
     spec: StrategySpec | None = None
     brief: str | None = None
-    rejected_by: str | None = None  # "training_gate" | "backtest_gate"
+    rejected_by: str | None = None  # TRAINING_GATE | BACKTEST_GATE
     rejection_reason: str | None = None  # e.g. "accuracy_below_threshold"
     # the rejecting gate's outcome in numbers, e.g. "p-value 0.31 > 0.05 (no_edge_over_random)"
     gate_description: str | None = None
@@ -109,10 +106,10 @@ class ResearchMemory:
         return [r for r in self.records if r.spec is not None]
 
     def completed(self) -> list[ResearchRecord]:
-        return [r for r in self.with_spec() if r.status == "completed"]
+        return [r for r in self.with_spec() if r.status == Status.COMPLETED]
 
     def rejected(self) -> list[ResearchRecord]:
-        return [r for r in self.with_spec() if r.status == "rejected"]
+        return [r for r in self.with_spec() if r.status == Status.REJECTED]
 
     def best(self, n: int = 3) -> list[ResearchRecord]:
         """Completed researches ranked by backtest-period excess Sharpe over buy & hold (never

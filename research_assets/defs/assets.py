@@ -29,13 +29,13 @@ from research_assets.core.gates import (
 )
 from research_assets.core.memory import ResearchMemory
 from research_assets.core.metrics import json_safe
+from research_assets.core.names import ASSESSMENT, BACKTEST_REPORT, GATED_ASSETS, LOCKBOX_REPORT
 from research_assets.core.plots import equity_curve_png, png_markdown
 from research_assets.core.spec import StrategySpec
 from research_assets.core.training import TrainedModel
 from research_assets.defs.cancel_watch import CancelWatchResource
 from research_assets.defs.checks import (
     BACKTEST_GATE_CHECKS,
-    GATE_ASSETS,
     TRAINING_GATE_CHECKS,
     gate_check_results,
     gate_metadata,
@@ -272,7 +272,7 @@ def lockbox_report(
     """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
     designer, gate or assessment ever sees these figures."""
     _require_gate(context, BACKTEST_GATE)
-    _require_materialized(context.instance, "assessment", context.partition_key, "lockbox_report")
+    _require_materialized(context.instance, ASSESSMENT, context.partition_key, LOCKBOX_REPORT)
     try:
         report = pipeline.backtest(trained_model, datasets.directory(), "lockbox",
                                    _backtest_trials(context))
@@ -302,7 +302,7 @@ def _require_gate(context: dg.AssetExecutionContext, gate: str) -> None:
     """Refuse to run unless the upstream gate passed for this research, so a later launch of
     what lies downstream of a rejection (the gate's blocking checks stop only their own run)
     cannot get past a gate."""
-    upstream = GATE_ASSETS[gate]
+    upstream = GATED_ASSETS[gate]
     md = latest_metadata(context.instance, upstream, context.partition_key)
     if not md:  # no materialization for this research: not a rejection, a partial launch
         raise _not_materialized(upstream, context.partition_key, context.asset_key.to_user_string())
@@ -346,7 +346,7 @@ def _trial_history(context: dg.AssetExecutionContext, model: TrainedModel
 
 def _backtest_trials(context: dg.AssetExecutionContext) -> pipeline.Trials:
     """The lockbox is deflated by the same trials as this research's backtest period."""
-    md = latest_metadata(context.instance, "backtest_report", context.partition_key)
+    md = latest_metadata(context.instance, BACKTEST_REPORT, context.partition_key)
     if isinstance(md.get("trials"), int):
         return pipeline.Trials(md["trials"], float(md.get("trials_sharpe_variance") or 0.0))
     return pipeline.Trials()

@@ -52,11 +52,10 @@ from research_assets.core.gates import (
     evaluate_backtest_gate,
     evaluate_training_gate,
 )
+from research_assets.core.names import GATED_ASSETS
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import GATE_DESCRIPTION, GATE_PASSED, GATE_REASON
 
-# The asset each gate judges.
-GATE_ASSETS = {TRAINING_GATE: "trained_model", BACKTEST_GATE: "backtest_report"}
 _EVALUATE = {TRAINING_GATE: evaluate_training_gate, BACKTEST_GATE: evaluate_backtest_gate}
 _WHAT = {
     TRAINING_GATE: "the test folds of the walk-forward training",
@@ -90,7 +89,7 @@ def _spec(gate: str, criterion: GateCheck, variable: str) -> dg.AssetCheckSpec:
     label = criterion.label or criterion.name
     return dg.AssetCheckSpec(
         criterion.name,
-        asset=GATE_ASSETS[gate],
+        asset=GATED_ASSETS[gate],
         blocking=True,
         partitions_def=research_partitions,
         description=(
@@ -130,7 +129,7 @@ def gate_check_results(
 ) -> Iterator[dg.AssetCheckResult]:
     """One result per criterion of ``gate`` for this research. Dagster records each for the
     run's partition (the research), as the specs are partitioned."""
-    asset_key = dg.AssetKey(GATE_ASSETS[gate.gate])
+    asset_key = dg.AssetKey(GATED_ASSETS[gate.gate])
     for criterion in gate.checks:
         key = dg.AssetCheckKey(asset_key, criterion.name)
         if key not in context.selected_asset_check_keys:

@@ -47,12 +47,8 @@ from research_assets.core.designer import (
 from research_assets.core.errors import DataError, SpecError
 from research_assets.core.gates import GateThresholds
 from research_assets.core.indicator_catalog import CATALOG, describe_catalog
-from research_assets.core.memory import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
-    ResearchMemory,
-    ResearchRecord,
-)
+from research_assets.core.memory import ResearchMemory, ResearchRecord
+from research_assets.core.names import ACTIVE_STATUSES, FINAL_STATUSES
 from research_assets.core.spec import EXAMPLE_YAML, StrategySpec
 from research_assets.llm import prompts
 from research_assets.llm.client import ClaudeClient

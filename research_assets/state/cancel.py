@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from research_assets.core.errors import ResearchError
+from research_assets.core.names import FINAL_STATUSES
 from research_assets.defs.tags import MAX_RETRIES_TAG, PARTITION_TAG, WILL_RETRY_TAG
 from research_assets.state.capacity import ACTIVE_RUN_STATUSES
 from research_assets.state.records import load_statuses, record_cancel, research_ids
@@ -31,7 +32,7 @@ def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelRes
     retrying = [run for run in instance.get_runs(dg.RunsFilter(
         tags={PARTITION_TAG: research_id}, statuses=[dg.DagsterRunStatus.FAILURE]))
         if run.is_complete_and_waiting_to_retry]
-    if status.status in ("completed", "rejected", "failed", "cancelled") and not retrying:
+    if status.status in FINAL_STATUSES and not retrying:
         return CancelResult(research_id, False,
                             f"{research_id} has already ended ({status.status}); nothing to cancel")
     # First the mark, so the intake sensor never launches it; then the runs in flight.

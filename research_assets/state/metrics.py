@@ -10,6 +10,7 @@ import dagster as dg
 from dagster._time import utc_datetime_from_naive
 
 from research_assets.core.budget import spent_today
+from research_assets.core.names import FINAL_STATUSES, Status
 from research_assets.core.overfitting import overfitting_report
 from research_assets.defs.tags import PARTITION_TAG, WORKER_TAG
 from research_assets.state.capacity import (
@@ -20,8 +21,6 @@ from research_assets.state.capacity import (
 )
 from research_assets.state.records import TOKEN_KEYS
 from research_assets.state.status_view import read_statuses
-
-FINAL = ("completed", "rejected", "failed", "cancelled")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -50,7 +49,7 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
     newest: dict[str, str] = {}  # the run a status shows: its research's newest
     for r in runs:
         newest.setdefault(r["partition"], r["run_id"])
-    run_of = {s.id: newest.get(s.id) for s in statuses if s.status in FINAL}
+    run_of = {s.id: newest.get(s.id) for s in statuses if s.status in FINAL_STATUSES}
 
     cycles = [end_of_run[run_of[s.id]] - s.created_at for s in statuses
               if run_of.get(s.id) and end_of_run.get(run_of[s.id]) and s.created_at]
@@ -131,7 +130,8 @@ def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:
     outcomes = []
     for s in statuses:
         oos = s.sharpe
-        if s.status == "completed" and isinstance(oos, float) and s.lockbox_outcome is not None:
+        completed = s.status == Status.COMPLETED
+        if completed and isinstance(oos, float) and s.lockbox_outcome is not None:
             outcomes.append((oos, *s.lockbox_outcome))
     return overfitting_report(outcomes, trials=sum(1 for s in statuses if s.has_strategy))
 

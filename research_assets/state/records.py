@@ -19,6 +19,17 @@ import dagster as dg
 
 from research_assets.core.budget import spent_today
 from research_assets.core.memory import ResearchMemory, ResearchRecord
+from research_assets.core.names import (
+    ASSESSMENT,
+    BACKTEST_REPORT,
+    GATED_ASSETS,
+    LOCKBOX_REPORT,
+    RESEARCH_ASSETS,
+    STRATEGY_SPEC,
+    TRAINED_MODEL,
+    TRAINING_GATE,
+    Status,
+)
 from research_assets.core.spec import StrategySpec
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import (
@@ -38,27 +49,26 @@ from research_assets.state.instance_reads import (
 )
 from research_assets.state.research_index import ResearchIndex
 
-ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 # The phase a research is in once the asset on the left has been materialized.
 _PHASE_AFTER = {
     None: "designing",
-    "strategy_spec": "training",
-    "trained_model": "backtesting",
-    "backtest_report": "assessing",
-    "assessment": "evaluating_lockbox",
-    "lockbox_report": "done",
+    STRATEGY_SPEC: "training",
+    TRAINED_MODEL: "backtesting",
+    BACKTEST_REPORT: "assessing",
+    ASSESSMENT: "evaluating_lockbox",
+    LOCKBOX_REPORT: "done",
 }
-_GATES = {"trained_model": "training_gate", "backtest_report": "backtest_gate"}
+_GATES = {asset: gate for gate, asset in GATED_ASSETS.items()}
 _GATE_KEYS = (GATE_PASSED, GATE_REASON, GATE_DESCRIPTION)
 _RUN_STATUS = {
-    dg.DagsterRunStatus.QUEUED: "queued",
-    dg.DagsterRunStatus.NOT_STARTED: "queued",
-    dg.DagsterRunStatus.STARTING: "running",
-    dg.DagsterRunStatus.STARTED: "running",
-    dg.DagsterRunStatus.CANCELING: "cancelled",
-    dg.DagsterRunStatus.CANCELED: "cancelled",
-    dg.DagsterRunStatus.FAILURE: "failed",
-    dg.DagsterRunStatus.SUCCESS: "completed",
+    dg.DagsterRunStatus.QUEUED: Status.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED: Status.QUEUED,
+    dg.DagsterRunStatus.STARTING: Status.RUNNING,
+    dg.DagsterRunStatus.STARTED: Status.RUNNING,
+    dg.DagsterRunStatus.CANCELING: Status.CANCELLED,
+    dg.DagsterRunStatus.CANCELED: Status.CANCELLED,
+    dg.DagsterRunStatus.FAILURE: Status.FAILED,
+    dg.DagsterRunStatus.SUCCESS: Status.COMPLETED,
 }
 
 
@@ -74,7 +84,7 @@ def default_seed(research_id: str) -> int:
 
 
 # Assets whose metadata carries LLM usage (design and assessment).
-_USAGE_ASSETS = ("strategy_spec", "assessment")
+_USAGE_ASSETS = (STRATEGY_SPEC, ASSESSMENT)
 
 
 def usage_metadata(usage: dict[str, Any] | None) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def record_request(
     if spec is not None:
         metadata["spec"] = dg.MetadataValue.json(spec.to_dict())
     instance.report_runless_asset_event(
-        dg.AssetObservation(asset_key="strategy_spec", partition=research_id, metadata=metadata)
+        dg.AssetObservation(asset_key=STRATEGY_SPEC, partition=research_id, metadata=metadata)
     )
     instance.add_dynamic_partitions(research_partitions.name, [research_id])
     return request
@@ -146,7 +156,7 @@ def record_request(
 def record_cancel(instance: dg.DagsterInstance, research_id: str) -> None:
     """Mark a research cancelled, so that no run is started for it later."""
     instance.report_runless_asset_event(dg.AssetObservation(
-        asset_key="strategy_spec", partition=research_id,
+        asset_key=STRATEGY_SPEC, partition=research_id,
         metadata={"cancelled_at": time.time()},
     ))
 
@@ -154,14 +164,14 @@ def record_cancel(instance: dg.DagsterInstance, research_id: str) -> None:
 def cancelled_ids(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    return set(fetch_latest(instance, "strategy_spec", ids, observations=True,
+    return set(fetch_latest(instance, STRATEGY_SPEC, ids, observations=True,
                              where=lambda md: "cancelled_at" in md))
 
 
 def recent_request_ids(instance: dg.DagsterInstance, since: float) -> list[str]:
     """Researches requested since ``since`` (a unix time)."""
     return sorted({
-        rec.partition_key for rec in fetch_all(instance, "strategy_spec", None, True, after=since)
+        rec.partition_key for rec in fetch_all(instance, STRATEGY_SPEC, None, True, after=since)
         if rec.partition_key and "requested_at" in metadata_of(rec)
     })
 
@@ -176,7 +186,7 @@ def read_requests(
     """The recorded request of each research; a partition added in the UI has none, and gets a
     default seed."""
     out: dict[str, ResearchRequest] = {}
-    latest = fetch_latest(instance, "strategy_spec", research_ids, observations=True,
+    latest = fetch_latest(instance, STRATEGY_SPEC, research_ids, observations=True,
                            where=lambda md: "requested_at" in md)
     for rec in latest.values():
         md = metadata_of(rec)
@@ -200,7 +210,7 @@ class ResearchStatus:
     """Everything known about one research, derived from the instance's records."""
 
     id: str
-    status: str  # queued | running | completed | rejected | failed | cancelled
+    status: Status
     phase: str
     reason: str | None = None  # a code: win_rate_too_low, llm_unavailable, ...
     # The rejecting gate's outcome in numbers ("win rate 0.42 < 0.45 (win_rate_too_low)"); None
@@ -208,7 +218,7 @@ class ResearchStatus:
     gate_description: str | None = None
     strategy: str | None = None
     gates: dict[str, str | None] = field(
-        default_factory=lambda: {"training_gate": None, "backtest_gate": None}
+        default_factory=lambda: dict.fromkeys(GATED_ASSETS)
     )
     backtest: dict[str, dict[str, Any]] | None = None
     lockbox: dict[str, dict[str, Any]] | None = None
@@ -283,7 +293,7 @@ def _read(
     out = [_derive(pk, index.researches.get(pk) or {}, runs.get(pk)) for pk in ids]
     for status in out:
         status.spec_data = index.specs.get(status.id)
-        if status.status == "failed" and status.reason is None and status.run_id:
+        if status.status == Status.FAILED and status.reason is None and status.run_id:
             status.reason = index.failure_reason(status.run_id)
     index.save()
     return sorted(out, key=lambda s: (s.created_at, s.id)), index
@@ -321,35 +331,35 @@ def _add_usage(status: ResearchStatus, md: dict[str, Any] | None) -> None:
 
 def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> ResearchStatus:
     """A status from a research's entry in the index (see research_index.py) and its newest run."""
-    md = {a: digest.get("md", {}).get(a) for a in ASSETS}
+    md = {a: digest.get("md", {}).get(a) for a in RESEARCH_ASSETS}
     request = digest.get("request")
     reached = None
-    for asset in ASSETS:
+    for asset in RESEARCH_ASSETS:
         if md[asset] is not None:
             reached = asset
-    status = ResearchStatus(id=pk, status="queued", phase=_PHASE_AFTER[reached])
+    status = ResearchStatus(id=pk, status=Status.QUEUED, phase=_PHASE_AFTER[reached])
     status.created_at = (float(request["requested_at"]) if request
                          else (run["created"] if run else 0.0))
     status.brief = request.get("brief") if request else None
 
-    spec_md = md["strategy_spec"]
+    spec_md = md[STRATEGY_SPEC]
     if spec_md:
         status.strategy = spec_md.get("strategy")
         status.designer = spec_md.get("designer")
-    if md["trained_model"]:
-        status.training = {k: float(v) for k, v in md["trained_model"].items()
+    if md[TRAINED_MODEL]:
+        status.training = {k: float(v) for k, v in md[TRAINED_MODEL].items()
                            if k not in _GATE_KEYS}
-    if md["backtest_report"]:
-        status.backtest = md["backtest_report"].get("stats")
+    if md[BACKTEST_REPORT]:
+        status.backtest = md[BACKTEST_REPORT].get("stats")
         status.backtest_summary = {
-            k: float(v) for k, v in (md["backtest_report"].get("summary") or {}).items()
+            k: float(v) for k, v in (md[BACKTEST_REPORT].get("summary") or {}).items()
             if isinstance(v, int | float)
         }
-    if md["assessment"]:
-        status.verdict = md["assessment"].get("verdict")
-        status.suggestions = tuple(md["assessment"].get("suggestions") or ())
-    if md["lockbox_report"]:
-        status.lockbox = md["lockbox_report"].get("stats")
+    if md[ASSESSMENT]:
+        status.verdict = md[ASSESSMENT].get("verdict")
+        status.suggestions = tuple(md[ASSESSMENT].get("suggestions") or ())
+    if md[LOCKBOX_REPORT]:
+        status.lockbox = md[LOCKBOX_REPORT].get("stats")
     # Every billed design and assessment, the failed ones included.
     for usage in digest.get("paid", {}).values():
         _add_usage(status, usage)
@@ -370,29 +380,29 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
     if run is not None:
         status.run_id = run["id"]
         status.worker = run["worker"]
-        run_state = _RUN_STATUS.get(dg.DagsterRunStatus(run["status"]), "running")
+        run_state = _RUN_STATUS.get(dg.DagsterRunStatus(run["status"]), Status.RUNNING)
     if status.worker is None and request:
         status.worker = str(request.get("worker") or DEFAULT_WORKER)
 
     if rejected:
-        status.status = "rejected"
+        status.status = Status.REJECTED
         # It ended in the phase of the gate that stopped it.
-        status.phase = "training" if status.gates["training_gate"] == "failed" else "backtesting"
-    elif md["assessment"] is not None and md["lockbox_report"] is not None:
-        status.status = "completed"
+        status.phase = "training" if status.gates[TRAINING_GATE] == "failed" else "backtesting"
+    elif md[ASSESSMENT] is not None and md[LOCKBOX_REPORT] is not None:
+        status.status = Status.COMPLETED
         status.phase = "done"
     elif digest.get("cancelled"):
         # Cancelled by `research cancel`: its run may have ended failed while stopping.
-        status.status = "cancelled"
-    elif run_state in ("queued", "running", "cancelled"):
+        status.status = Status.CANCELLED
+    elif run_state in (Status.QUEUED, Status.RUNNING, Status.CANCELLED):
         status.status = run_state
-    elif run_state == "failed" and run and run.get("retry") == "true":
+    elif run_state == Status.FAILED and run and run.get("retry") == "true":
         # Its process died; run retries start it again from the failure.
-        status.status = "queued"
-    elif run_state == "failed":
-        status.status = "failed"  # why: the run's failure reason (load_statuses)
-    elif run_state == "completed":
+        status.status = Status.QUEUED
+    elif run_state == Status.FAILED:
+        status.status = Status.FAILED  # why: the run's failure reason (load_statuses)
+    elif run_state == Status.COMPLETED:
         # The run succeeded but did not reach the end (a partial selection).
-        status.status = "failed"
+        status.status = Status.FAILED
         status.reason = f"incomplete: stopped after {reached or 'nothing'}"
     return status

@@ -23,6 +23,14 @@ from typing import Any
 
 import dagster as dg
 
+from research_assets.core.names import (
+    ASSESSMENT,
+    BACKTEST_REPORT,
+    LOCKBOX_REPORT,
+    RESEARCH_ASSETS,
+    STRATEGY_SPEC,
+    TRAINED_MODEL,
+)
 from research_assets.defs.tags import (
     GATE_DESCRIPTION,
     GATE_PASSED,
@@ -45,11 +53,10 @@ KEY_PREFIX = "research_assets/index/v4/"  # bumped whenever what is kept changes
 BUCKETS = 64  # researches are spread over this many key-value rows, by a hash of their id
 _CHUNK = 500  # ids per IN (...) query
 
-MATERIALIZED = ("strategy_spec", "trained_model", "backtest_report", "assessment",
-                "lockbox_report")
+MATERIALIZED = RESEARCH_ASSETS
 # Observations: a research's request and cancel marks (strategy_spec), and the billed turns of
 # failed LLM calls (strategy_spec, assessment).
-OBSERVED = ("strategy_spec", "assessment")
+OBSERVED = (STRATEGY_SPEC, ASSESSMENT)
 STREAMS = tuple(("m", a) for a in MATERIALIZED) + tuple(("o", a) for a in OBSERVED)
 _TRAINING = ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1",
              # against the labels' own baseline (core/training.py; absent from older models)
@@ -59,11 +66,11 @@ _TRAINING = ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall
 _GATE = (GATE_PASSED, GATE_REASON, GATE_DESCRIPTION)
 # The metadata entries a status reads (records._derive), per materialized asset.
 KEPT = {
-    "strategy_spec": ("strategy", "designer"),  # its "spec" is kept apart (memory only)
-    "trained_model": (*_GATE, *_TRAINING),
-    "backtest_report": ("stats", "summary", *_GATE),
-    "assessment": ("verdict", "suggestions"),
-    "lockbox_report": ("stats",),
+    STRATEGY_SPEC: ("strategy", "designer"),  # its "spec" is kept apart (memory only)
+    TRAINED_MODEL: (*_GATE, *_TRAINING),
+    BACKTEST_REPORT: ("stats", "summary", *_GATE),
+    ASSESSMENT: ("verdict", "suggestions"),
+    LOCKBOX_REPORT: ("stats",),
 }
 REQUEST_FIELDS = ("requested_at", "brief", "worker")  # what a status reads of a request
 _SETTLED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED}
@@ -215,7 +222,7 @@ def _apply_materializations(digest: dict[str, Any], asset: str, stream: str,
 def _apply_observations(digest: dict[str, Any], asset: str, stream: str,
                         recs: list[Any]) -> None:
     mds = [(rec, metadata_of(rec)) for rec in recs]
-    if asset == "strategy_spec":
+    if asset == STRATEGY_SPEC:
         request = next(((rec, md) for rec, md in mds if "requested_at" in md), None)
         if request is not None:
             rec, md = request
@@ -270,7 +277,7 @@ def _read_specs(instance: dg.DagsterInstance, ids: list[str],
             stale.append(pk)
     touched = set()
     for chunk in _chunks(stale):
-        for pk, rec in fetch_latest(instance, "strategy_spec", chunk).items():
+        for pk, rec in fetch_latest(instance, STRATEGY_SPEC, chunk).items():
             spec = metadata_of(rec).get("spec") or None
             rows.setdefault(bucket_of(pk), {})[pk] = [rec.storage_id, spec]
             touched.add(bucket_of(pk))

@@ -16,8 +16,8 @@ from research_assets.core.gates import (
     evaluate_backtest_gate,
     evaluate_training_gate,
 )
+from research_assets.core.names import GATED_ASSETS
 from research_assets.definitions import defs
-from research_assets.defs.checks import GATE_ASSETS
 from research_assets.defs.partitions import research_partitions
 from research_assets.state.records import load_statuses
 from tests.defs.test_research_assets import run_research
@@ -31,7 +31,7 @@ CRITERIA = {
 
 def test_each_criterion_of_a_gate_is_a_blocking_check_partitioned_by_research():
     variables = env_names()
-    for gate, asset in GATE_ASSETS.items():
+    for gate, asset in GATED_ASSETS.items():
         specs = defs.resolve_assets_def(asset).check_specs
         assert [s.name for s in specs] == CRITERIA[gate]
         for spec in specs:
@@ -43,7 +43,7 @@ def test_each_criterion_of_a_gate_is_a_blocking_check_partitioned_by_research():
             assert spec.metadata["threshold_variable"] in spec.description
     assert {
         s.metadata["threshold_variable"]
-        for a in GATE_ASSETS.values()
+        for a in GATED_ASSETS.values()
         for s in defs.resolve_assets_def(a).check_specs
     } == set(variables.values())
     p_value = next(
@@ -111,7 +111,7 @@ def test_each_research_has_its_own_check_status_and_history(instance, small_spec
     [status] = load_statuses(instance, ["r-no"])
     assert (status.status, status.reason) == ("rejected", "sharpe_too_low")
 
-    for gate, asset in GATE_ASSETS.items():
+    for gate, asset in GATED_ASSETS.items():
         for check in CRITERIA[gate]:
             everything = history(instance, asset, check)
             # Every evaluation is stored for its research, so no history mixes researches.

@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
+from research_assets.core.names import GATED_ASSETS
 from research_assets.definitions import defs
-from research_assets.defs.checks import GATE_ASSETS
 from research_assets.defs.jobs import RESEARCH_ASSETS
 from research_assets.defs.resources import QualityGatesResource
 from research_assets.state.records import (
@@ -41,7 +41,7 @@ def run_research(instance, research_id, spec, gates=None, selection=None, checks
 def check_outcome(result, gate):
     """The gate's outcome in this run from its checks (one per criterion): [True] when every
     criterion passed, [False] when one failed, [] when the gate was not evaluated."""
-    asset = dg.AssetKey(GATE_ASSETS[gate])
+    asset = dg.AssetKey(GATED_ASSETS[gate])
     evals = [e.event_specific_data for e in result.all_events
              if e.event_type_value == "ASSET_CHECK_EVALUATION"
              and e.event_specific_data.asset_key == asset]

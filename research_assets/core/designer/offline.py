@@ -73,12 +73,8 @@ from research_assets.core.designer.interface import Design, DesignRequest, _no_u
 from research_assets.core.designer.market import _MINUTES
 from research_assets.core.designer.mutate import _mutate, _skill
 from research_assets.core.errors import DataError, SpecError
-from research_assets.core.memory import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
-    ResearchMemory,
-    ResearchRecord,
-)
+from research_assets.core.memory import ResearchMemory, ResearchRecord
+from research_assets.core.names import ACTIVE_STATUSES, FINAL_STATUSES
 from research_assets.core.spec import StrategySpec, check_safe_name
 
 if TYPE_CHECKING:
