@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -75,15 +76,17 @@ class Stack:
         self.client, self.workdir = client, workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        for name in ("docker-compose.yml", "docker-compose.local.yml"):
+        for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
             shutil.copy(REPO / name, workdir / name)
+        # The build contexts compose checks exist (the images are built already).
+        shutil.copytree(REPO / "deploy", workdir / "deploy", dirs_exist_ok=True)
         settings = {"DAGSTER_POSTGRES_PASSWORD": secrets.token_hex(16),
                     "DAGSTER_WEBSERVER_PORT": str(self.port), **env}
         (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
     # -- compose ---------------------------------------------------------------------------
 
-    def compose(self, *args: str, timeout: float = 300, input: str | None = None,
+    def compose(self, *args: str, timeout: float = 300,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         # Only this test's .env: nothing from the calling shell reaches the stack.
         env = {k: v for k, v in os.environ.items()
@@ -92,7 +95,7 @@ class Stack:
             [docker_compose(), "-p", PROJECT, "-f", "docker-compose.yml",
              "-f", "docker-compose.local.yml", *args],
             cwd=self.workdir, capture_output=True, text=True, timeout=timeout, env=env,
-            input=input)
+            stdin=subprocess.DEVNULL)
         if check:
             assert done.returncode == 0, f"docker-compose {' '.join(args)}:\n{done.stderr}"
         return done
@@ -161,15 +164,26 @@ class Stack:
         assert not payload.get("errors"), payload["errors"]
         return payload["data"]
 
-    def research(self, *args: str, input: str | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def service(self, name: str) -> Any:
+        """The running container of a compose service."""
+        [container] = self.client.containers.list(filters={"label": [
+            f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={name}"]})
+        return container
+
+    def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
+        """A command inside a service's container (as `docker compose exec -T`)."""
+        code, (out, err) = self.service(service).exec_run(list(command), demux=True)
+        return subprocess.CompletedProcess(list(command), code, (out or b"").decode(),
+                                           (err or b"").decode())
+
+    def research(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `research` CLI inside the code-server container."""
-        return self.compose("exec", "-T", "code-server", "research", *args, input=input,
-                            timeout=timeout, check=False)
+        return self.exec("code-server", "research", *args)
 
     def put(self, path: str, text: str) -> None:
         """Write a file inside the code-server container."""
-        self.compose("exec", "-T", "code-server", "sh", "-c", f"cat > {path}", input=text)
+        done = self.exec("code-server", "sh", "-c", f"printf '%s' {shlex.quote(text)} > {path}")
+        assert done.returncode == 0, done.stderr
 
     def trigger(self, *args: str) -> str:
         done = self.research("trigger", "--json", *args)
@@ -196,9 +210,17 @@ class Stack:
         return runs
 
     def wait_final(self, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        last: dict[str, str] = {}
+
         def done() -> dict[str, dict[str, Any]] | None:
+            # Final twice in a row, the same: `research status` can read a run's success a
+            # moment before the run's last materialization and say "failed" once.
             found = self.status()
-            return found if all(found.get(i, {}).get("status") in FINAL for i in ids) else None
+            now = {i: found.get(i, {}).get("status") for i in ids}
+            settled = all(s in FINAL for s in now.values()) and now == last
+            last.clear()
+            last.update(now)
+            return found if settled else None
 
         return wait_for(done, timeout, f"researches {ids} to end", interval=3.0,
                         on_timeout=lambda: self.describe(ids))
@@ -227,6 +249,7 @@ class Stack:
 
     def storage_files(self, research_id: str) -> list[str]:
         """Files of a research in the artifacts volume (the IO manager's outputs)."""
-        done = self.compose("exec", "-T", "code-server", "find", "/opt/dagster/home/storage",
-                            "-path", f"*{research_id}*", "-type", "f")
+        done = self.exec("code-server", "find", "/opt/dagster/home/storage",
+                         "-path", f"*{research_id}*", "-type", "f")
+        assert done.returncode == 0, done.stderr
         return sorted(done.stdout.split())

@@ -8,6 +8,8 @@ build, stack start, time per research) go to test-artifacts/docker/timings.json.
 """
 
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,11 +62,14 @@ def training_run(stack: Stack, research_id: str) -> dict | None:
     return None
 
 
-def test_the_compose_stack_on_a_docker_engine(tmp_path: Path):
+def test_the_compose_stack_on_a_docker_engine():
     client = engine()
     docker_compose()
     timings: dict[str, float] = {}
-    stack = Stack(client, tmp_path, ENV)
+    # Not pytest's tmp_path: compose needs its folder until `down`, and pytest prunes old
+    # temporary folders when other pytest processes start.
+    workdir = Path(tempfile.mkdtemp(prefix="research-assets-stack-"))
+    stack = Stack(client, workdir, ENV)
     stack.refuse_to_take_over_a_deployment()
     timings["image_build_s"] = build_images()
     try:
@@ -170,6 +175,7 @@ def test_the_compose_stack_on_a_docker_engine(tmp_path: Path):
         out.mkdir(parents=True, exist_ok=True)
         (out / "stack.log").write_text(stack.logs())
         stack.down("--volumes")
+        shutil.rmtree(workdir, ignore_errors=True)
         (out / "timings.json").write_text(json.dumps(
             {k: round(v, 1) for k, v in timings.items()}, indent=2) + "\n")
 
