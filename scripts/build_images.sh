@@ -45,8 +45,11 @@ base_image() {
 }
 
 start=$(date +%s)
-base_image "$BASE" python3,python3-venv
-base_image "$PG_BASE" postgresql-15
+# Both at once (mostly downloads); each says why it failed.
+base_image "$BASE" python3,python3-venv & app_base=$!
+base_image "$PG_BASE" postgresql-15 & pg_base=$!
+wait "$app_base"
+wait "$pg_base"
 
 # The wheelhouse, keyed by the lock's hash.
 lock_hash=$(sha256sum requirements.lock | cut -c1-16)

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -74,6 +75,7 @@ def build_images() -> float:
 class Stack:
     def __init__(self, client: docker.DockerClient, workdir: Path, env: dict[str, str]):
         self.client, self.workdir = client, workdir
+        self._streams: list[Any] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
@@ -241,11 +243,27 @@ class Stack:
         """Every container (running or not) that the run launcher created."""
         return self.client.containers.list(all=True, filters={"label": RUN_LABEL})
 
-    def container_events(self, since: float) -> list[dict[str, Any]]:
-        """The engine's container events of run containers since ``since`` (epoch seconds)."""
-        events = self.client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+    def record_run_container_events(self) -> list[dict[str, Any]]:
+        """From now on, the engine's events of run containers (create, start, die, destroy...),
+        appended to the list returned as they come. Streamed, not read back later: the engine
+        keeps only its last 256 events, and every `docker exec` adds three."""
+        events: list[dict[str, Any]] = []
+        stream = self.client.events(decode=True,
                                     filters={"type": "container", "label": RUN_LABEL})
-        return list(events)
+        self._streams.append(stream)
+
+        def pump() -> None:
+            with contextlib.suppress(Exception):  # closed at teardown
+                for event in stream:
+                    events.append(event)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return events
+
+    def close(self) -> None:
+        for stream in self._streams:
+            with contextlib.suppress(Exception):
+                stream.close()
 
     def storage_files(self, research_id: str) -> list[str]:
         """Files of a research in the artifacts volume (the IO manager's outputs)."""
