@@ -175,3 +175,16 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch):
             assert instance.get_dynamic_partitions("research") == ["r-deploy"]
         finally:
             instance.dispose()
+
+
+def test_without_an_engine_the_docker_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch,
+                                                                                 tmp_path):
+    from tests.deploy.docker_stack import engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Docker engine answers"):
+        engine()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must not skip"):
+        engine()
