@@ -35,8 +35,10 @@ RUN set -eu; \
     $pip install "$@" "$(grep -E '^pip==' $lock)"; \
     $pip install --no-deps $torch_index "$(grep -E '^torch==' $lock)"; \
     $pip install "$@" -c $lock setuptools; \
-    mkdir -p /tmp/project/research_assets; touch /tmp/project/research_assets/__init__.py
-COPY pyproject.toml README.md /tmp/project/
+    mkdir -p /tmp/project/research_assets; touch /tmp/project/research_assets/__init__.py; \
+    touch /tmp/project/README.md
+# pyproject.toml only: an edit of the README does not reinstall every dependency.
+COPY pyproject.toml /tmp/project/
 RUN set -eu; \
     pip=/opt/venv/bin/pip; \
     if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links /tmp/dependencies; else set --; fi; \
