@@ -63,8 +63,12 @@ if [ "$(cat "$WHEELHOUSE/.lock-hash" 2>/dev/null)" != "$lock_hash" ]; then
 fi
 
 step=$(date +%s)
-docker build --quiet --build-arg BASE_IMAGE="$BASE" --build-arg WHEELHOUSE="$WHEELHOUSE" \
-  -t "$APP_IMAGE" . >/dev/null
+build_args=(--build-arg BASE_IMAGE="$BASE" --build-arg WHEELHOUSE="$WHEELHOUSE")
+# The dependency stage tagged by the lock's hash: `docker image prune` keeps it, so the next build
+# reuses it (an untagged stage is a dangling image, and its cache goes with it).
+docker build --quiet "${build_args[@]}" --target dependencies \
+  -t "research-assets-dependencies:$lock_hash" . >/dev/null
+docker build --quiet "${build_args[@]}" -t "$APP_IMAGE" . >/dev/null
 took "image $APP_IMAGE" "$step"
 step=$(date +%s)
 docker build --quiet --build-arg BASE_IMAGE="$PG_BASE" -t "$PG_IMAGE" deploy/postgres >/dev/null
