@@ -9,7 +9,8 @@ SEED ?= 1
 # The pinned distributions the bundled data was built from (the provenance tests read them).
 SAMPLE_SOURCES := .cache/sample-sources
 
-.PHONY: setup lock check-lock demo test test-integration ui lint check-defs bench clean-instance
+.PHONY: setup lock check-lock demo test test-integration test-docker ui lint check-defs bench \
+	clean-instance
 
 LOCK := requirements.lock
 locked = $$(grep -E '^$(1)==' $(LOCK))
@@ -49,6 +50,7 @@ demo: setup
 test: check-lock setup lint check-defs
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
+	bash scripts/ensure_docker.sh
 	bash scripts/ensure_sample_sources.sh $(BIN)/python $(SAMPLE_SOURCES)
 	SAMPLE_DATA_DOWNLOAD_DIR=$(CURDIR)/$(SAMPLE_SOURCES) $(BIN)/pytest -n 4
 
@@ -57,6 +59,12 @@ test-integration: setup
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_system_packages.sh
 	$(BIN)/pytest -n 4 -m integration tests/integration tests/topology
+
+# Only the compose stack on a Docker engine (started here when root can: scripts/ensure_docker.sh);
+# the images are built without a registry (scripts/build_images.sh, cached).
+test-docker: setup
+	bash scripts/ensure_docker.sh
+	$(BIN)/pytest -m docker tests/deploy
 
 # The webserver and the daemon on the embedded instance, through Dagster's `dg` CLI (the project
 # is configured under [tool.dg] in pyproject.toml).

@@ -27,16 +27,77 @@ def docker_compose() -> str:
     return path
 
 
-def test_compose_file_validates(tmp_path):
-    for name in ("docker-compose.yml", "Dockerfile"):
+def compose_config(tmp_path: Path, env_text: str, *files: str,
+                   **env: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of a copy of the compose files with ``env_text`` as .env."""
+    for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
         shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "deploy", tmp_path / "deploy")
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
-    result = subprocess.run([docker_compose(), "config"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+    shutil.copytree(REPO / "deploy", tmp_path / "deploy", dirs_exist_ok=True)
+    (tmp_path / ".env").write_text(env_text)
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DAGSTER_POSTGRES", "DAGSTER_WEBSERVER"))}
+    args = [a for f in files for a in ("-f", f)]
+    return subprocess.run([docker_compose(), *args, "config"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**clean, **env})
+
+
+def with_password(text: str) -> str:
+    return text.replace("DAGSTER_POSTGRES_PASSWORD=\n",
+                        "DAGSTER_POSTGRES_PASSWORD=s3cret-of-mine\n")
+
+
+def test_compose_file_validates(tmp_path):
+    env_text = with_password((REPO / ".env.example").read_text())
+    result = compose_config(tmp_path, env_text)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert set(config["services"]) == {"postgres", "code-server", "webserver", "daemon"}
+    # The override for registry-less hosts swaps images and build arguments, nothing else.
+    local = compose_config(tmp_path, env_text, "docker-compose.yml", "docker-compose.local.yml")
+    assert local.returncode == 0, local.stderr
+    swapped = yaml.safe_load(local.stdout)["services"]
+    assert swapped["postgres"]["image"] == "research-assets-postgres:15"
+    for name, service in config["services"].items():
+        assert essence(swapped[name]) == essence(service), name
+
+
+def essence(service: dict) -> dict:
+    """A service as it runs, less its image and build (merging reorders volumes and networks)."""
+    kept = {k: v for k, v in service.items() if k not in ("image", "build")}
+    kept["volumes"] = sorted(kept.get("volumes", []))
+    kept["networks"] = sorted(kept.get("networks", {}))
+    return kept
+
+
+def test_the_webserver_is_published_on_localhost_unless_opened(tmp_path):
+    env_text = with_password((REPO / ".env.example").read_text())
+    result = compose_config(tmp_path, env_text)
+    assert result.returncode == 0, result.stderr
+    [port] = yaml.safe_load(result.stdout)["services"]["webserver"]["ports"]
+    assert str(port).startswith("127.0.0.1:3000:3000"), port
+    # Without the variable at all (a .env from before it existed) it is still 127.0.0.1.
+    trimmed = "\n".join(line for line in env_text.splitlines()
+                        if not line.startswith("DAGSTER_WEBSERVER_HOST"))
+    result = compose_config(tmp_path, trimmed)
+    [port] = yaml.safe_load(result.stdout)["services"]["webserver"]["ports"]
+    assert str(port).startswith("127.0.0.1:3000:3000"), port
+    opened = compose_config(tmp_path, trimmed + "\nDAGSTER_WEBSERVER_HOST=0.0.0.0\n")
+    [port] = yaml.safe_load(opened.stdout)["services"]["webserver"]["ports"]
+    assert str(port).startswith("0.0.0.0:3000:3000"), port
+
+
+def test_the_shipped_env_example_is_refused_until_a_password_is_chosen(tmp_path):
+    result = compose_config(tmp_path, (REPO / ".env.example").read_text())
+    assert result.returncode != 0
+    assert "set DAGSTER_POSTGRES_PASSWORD in .env to a password of your own" in result.stderr
+
+
+def test_only_the_services_that_drive_containers_get_the_docker_socket():
+    # The socket is root on the host: the daemon launches, health-checks and removes run
+    # containers, the webserver's "Terminate" stops one; nothing else gets it.
+    socket = "/var/run/docker.sock:/var/run/docker.sock"
+    having = {name for name, s in COMPOSE["services"].items() if socket in s.get("volumes", [])}
+    assert having == {"daemon", "webserver"}
 
 
 def test_compose_without_a_password_says_what_to_set(tmp_path):
@@ -80,6 +141,7 @@ def test_env_example_lists_every_variable_and_no_credential():
     launcher_vars = set(DEPLOY["run_launcher"]["config"]["env_vars"])
     assert launcher_vars <= names | {"DAGSTER_POSTGRES_HOST"}
     assert "ANTHROPIC_API_KEY=\n" in text  # present, empty
+    assert "DAGSTER_POSTGRES_PASSWORD=\n" in text  # no usable password ships
 
 
 def test_limits_match_the_embedded_instance():
@@ -113,3 +175,16 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch):
             assert instance.get_dynamic_partitions("research") == ["r-deploy"]
         finally:
             instance.dispose()
+
+
+def test_without_an_engine_the_docker_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch,
+                                                                                 tmp_path):
+    from tests.deploy.docker_stack import engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Docker engine answers"):
+        engine()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must not skip"):
+        engine()
