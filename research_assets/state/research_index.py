@@ -130,8 +130,11 @@ class ResearchIndex:
         ``specs``: read the specs too."""
         ids = list(dict.fromkeys(ids))
         index = cls(instance, ids, complete)
-        _refresh_events(instance, ids, index.researches, index._changed)
+        # Runs before events: a run that ends between the two reads is then seen still going
+        # (or ended) with every event it wrote, never ended without its last materialization
+        # (which would read as a run that stopped short: "failed").
         _refresh_runs(instance, ids, index.runs, index._changed)
+        _refresh_events(instance, ids, index.researches, index._changed)
         index.save()
         if specs:
             index.specs = _read_specs(instance, ids, index.researches)
