@@ -13,12 +13,14 @@ from research_assets.defs.capacity import admit
 from research_assets.defs.jobs import research_job
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.records import (
+    ResearchRequest,
     cancelled_ids,
+    default_seed,
     new_research_id,
     partitions_with_runs,
     read_requests,
-    record_request,
 )
+from research_assets.defs.research_config import run_config
 from research_assets.defs.tags import DEFAULT_WORKER, RESEARCH_ID_TAG, WORKER_TAG
 
 # How many partitions one intake tick reads; the cursor carries on from there.
@@ -27,6 +29,20 @@ INTAKE_PAGE = 500
 
 def research_tags(research_id: str, worker: str = DEFAULT_WORKER) -> dict[str, str]:
     return {RESEARCH_ID_TAG: research_id, WORKER_TAG: worker}
+
+
+def research_run(research_id: str, request: ResearchRequest | None) -> dg.RunRequest:
+    """The run of one research: its inputs as run config (what the run page shows and a
+    re-execution repeats), its worker class as a tag (what the run queue limits)."""
+    if request is None:  # added with "Add partition" in the UI: the defaults
+        return dg.RunRequest(run_key=research_id, partition_key=research_id,
+                             tags=research_tags(research_id))
+    return dg.RunRequest(
+        run_key=research_id, partition_key=research_id,
+        tags=research_tags(research_id, request.worker),
+        run_config=run_config(seed=request.seed, brief=request.brief, spec=request.spec,
+                              worker=request.worker),
+    )
 
 
 # A tick that finds nothing new is one query; ticking often keeps trigger-to-run latency low.
@@ -46,13 +62,7 @@ def research_intake(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     # launched another way (the UI, `dagster asset materialize`, the autopilot).
     skip = partitions_with_runs(context.instance, new) | cancelled_ids(context.instance, new)
     skip |= {k for k, r in requests.items() if r.launched_by == "autopilot"}
-    run_requests = [
-        dg.RunRequest(
-            run_key=key, partition_key=key,
-            tags=research_tags(key, requests[key].worker if key in requests else DEFAULT_WORKER),
-        )
-        for key in new if key not in skip
-    ]
+    run_requests = [research_run(key, requests.get(key)) for key in new if key not in skip]
     if not run_requests:
         # Move past them all the same: a page of skipped partitions must not stall the intake.
         return dg.SensorResult(skip_reason=dg.SkipReason(
@@ -71,10 +81,16 @@ def research_autopilot(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     if not admission.allowed:
         return dg.SkipReason(f"{admission.reason}: {admission.message}")
     research_id = new_research_id()
-    record_request(
-        context.instance, research_id, brief=os.environ.get("RESEARCH_AUTOPILOT_BRIEF") or None,
-        launched_by="autopilot",
+    brief = os.environ.get("RESEARCH_AUTOPILOT_BRIEF") or None
+    # No side effect here: Dagster adds the partition and launches the run only once the tick
+    # has succeeded, and the research's request is recorded by its strategy_spec from this run
+    # config. The intake sensor, ticking after this tick (sensors are evaluated one at a time),
+    # finds the partition with its run and leaves it alone.
+    return dg.SensorResult(
+        dynamic_partitions_requests=[research_partitions.build_add_request([research_id])],
+        run_requests=[dg.RunRequest(
+            run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
+            run_config=run_config(seed=default_seed(research_id), brief=brief,
+                                  worker=DEFAULT_WORKER),
+        )],
     )
-    return dg.SensorResult(run_requests=[dg.RunRequest(
-        run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
-    )])
