@@ -1,0 +1,132 @@
+"""A research launched from the Launchpad in a real browser, with its inputs set in the run
+config: the run carries them, counts against the worker class its config names, and the research
+reaches a verdict. Screenshots go to test-artifacts/ui/.
+
+The topology (conftest.py) is this module's own. While a research is added and launched from the
+Launchpad, the research_intake sensor is stopped (as a user stops it in the UI's Automation
+page): it launches a run for every new partition within seconds, and would race the Launchpad's.
+"""
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from research_assets.defs.records import latest_metadata, read_requests
+from tests.topology.conftest import LOCATION, VERDICT, Topology, chromium_page, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
+
+SENSOR = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION,
+          "sensorName": "research_intake"}
+SENSOR_STATE = """
+query Intake($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { id status } } }
+}
+"""
+STOP = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } }
+}
+"""
+START = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on Sensor { sensorState { status } } }
+}
+"""
+SEED = 4242
+BRIEF = "Launchpad: RSI trend on EURUSD"
+
+
+def intake_status(topology: Topology) -> str:
+    data = topology.graphql(SENSOR_STATE, {"selector": SENSOR})
+    return data["sensorOrError"]["sensorState"]["status"]
+
+
+def stop_intake(topology: Topology) -> None:
+    state = topology.graphql(SENSOR_STATE, {"selector": SENSOR})["sensorOrError"]["sensorState"]
+    done = topology.graphql(STOP, {"id": state["id"]})["stopSensor"]
+    assert done["instigationState"]["status"] == "STOPPED", done
+
+
+def start_intake(topology: Topology) -> None:
+    done = topology.graphql(START, {"selector": SENSOR})["startSensor"]
+    assert done["sensorState"]["status"] == "RUNNING", done
+
+
+def _dismiss_community_dialog(page) -> None:
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.first.click()
+
+
+def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
+    topology: Topology, ui_artifacts: Path, tmp_path: Path
+):
+    topology.graphql("mutation { setNuxSeen }")
+    key = f"r-pad-{uuid.uuid4().hex[:8]}"
+    config = {"ops": {"strategy_spec": {"config": {"seed": SEED, "brief": BRIEF,
+                                                     "worker": "gpu"}}}}
+    shots: list[str] = []
+
+    def shot(page, name: str) -> None:
+        page.screenshot(path=str(ui_artifacts / name))
+        shots.append(name)
+
+    stop_intake(topology)
+    try:
+        with chromium_page(tmp_path) as page:
+            # research_job's Launchpad: add the research's partition there, set the config.
+            page.goto(f"{topology.url}/locations/{LOCATION}/jobs/research_job/playground")
+            _dismiss_community_dialog(page)
+            page.get_by_role("button", name="Add new partition").click()
+            add = page.get_by_role("dialog").filter(has_text="Add a partition")
+            add.get_by_placeholder("name").fill(key)
+            add.get_by_role("button", name="Save").click()
+            add.wait_for(state="detached")
+            page.get_by_placeholder("Partition").first.wait_for()
+            wait_for(lambda: page.get_by_placeholder("Partition").first.input_value() == key,
+                     30, "the new partition to be selected in the Launchpad")
+            editor = page.locator(".CodeMirror").first
+            editor.wait_for()
+            page.evaluate("text => document.querySelector('.CodeMirror').CodeMirror.setValue(text)",
+                          yaml.safe_dump(config, sort_keys=False))
+            page.get_by_text(str(SEED)).first.wait_for()
+            shot(page, "launchpad-01-config.png")
+            page.get_by_role("button", name="Launch Run").click()
+            page.wait_for_url("**/runs/**")
+            run_id = page.url.rstrip("/").split("/runs/")[1].split("?")[0]
+            shot(page, "launchpad-02-run.png")
+
+            # The run carries the config and counts against the worker class it names.
+            run = topology.instance.get_run_by_id(run_id)
+            assert run is not None and run.tags.get("dagster/partition") == key, run
+            assert run.run_config["ops"]["strategy_spec"]["config"]["seed"] == SEED, run.run_config
+            assert run.tags.get("research/worker") == "gpu", run.tags
+            assert run.tags.get("research/id") == key, run.tags
+
+            start_intake(topology)
+            ended = topology.wait_final([key], timeout=420)[key]
+            status = topology.status_json(key)[key]
+            assert status["status"] in VERDICT, (status, topology.describe([key]))
+            assert ended.run_id == run_id and status["worker"] == "gpu", status
+            # Researched with the seed and brief of its config; `research status` knows them.
+            assert latest_metadata(topology.instance, "strategy_spec", key)["seed"] == SEED
+            request = read_requests(topology.instance, [key])[key]
+            assert (request.seed, request.brief, request.worker) == (SEED, BRIEF, "gpu")
+            # The intake sensor, running again, left it alone: one run.
+            originals = [r for r in topology.runs_of(key) if "dagster/retry_number" not in r.tags]
+            assert [r.run_id for r in originals] == [run_id]
+
+            # The run page shows the config it ran with.
+            page.goto(f"{topology.url}/runs/{run_id}")
+            page.get_by_text("Loading run logs").first.wait_for(state="hidden")
+            page.get_by_role("button", name="View tags and config").click()
+            page.get_by_role("dialog").get_by_text(str(SEED)).first.wait_for()
+            shot(page, "launchpad-03-run-config.png")
+    finally:
+        if intake_status(topology) != "RUNNING":
+            start_intake(topology)
+
+    assert all((ui_artifacts / name).stat().st_size > 0 for name in shots), shots
