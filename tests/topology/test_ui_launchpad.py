@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from research_assets.defs.records import latest_metadata, read_requests
-from tests.topology.conftest import LOCATION, VERDICT, Topology, chromium_page, wait_for
+from tests.topology.conftest import LOCATION, VERDICT, Topology, chromium_page
+from tests.topology.test_topology import add_partition_through_graphql
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
@@ -37,6 +38,7 @@ mutation Start($selector: SensorSelector!) {
 """
 SEED = 4242
 BRIEF = "Launchpad: RSI trend on EURUSD"
+CONFIG = {"ops": {"strategy_spec": {"config": {"seed": SEED, "brief": BRIEF, "worker": "gpu"}}}}
 
 
 def intake_status(topology: Topology) -> str:
@@ -66,8 +68,6 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
 ):
     topology.graphql("mutation { setNuxSeen }")
     key = f"r-pad-{uuid.uuid4().hex[:8]}"
-    config = {"ops": {"strategy_spec": {"config": {"seed": SEED, "brief": BRIEF,
-                                                     "worker": "gpu"}}}}
     shots: list[str] = []
 
     def shot(page, name: str) -> None:
@@ -76,23 +76,27 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
 
     stop_intake(topology)
     try:
+        # The research's partition, added as "Add partition" in the UI adds it.
+        add_partition_through_graphql(topology, key)
         with chromium_page(tmp_path) as page:
-            # research_job's Launchpad: add the research's partition there, set the config.
+            # research_job's Launchpad: pick the research's partition, set its config.
             page.goto(f"{topology.url}/locations/{LOCATION}/jobs/research_job/playground")
             _dismiss_community_dialog(page)
-            page.get_by_role("button", name="Add new partition").click()
-            add = page.get_by_role("dialog").filter(has_text="Add a partition")
-            add.get_by_placeholder("name").fill(key)
-            add.get_by_role("button", name="Save").click()
-            add.wait_for(state="detached")
-            page.get_by_placeholder("Partition").first.wait_for()
-            wait_for(lambda: page.get_by_placeholder("Partition").first.input_value() == key,
-                     30, "the new partition to be selected in the Launchpad")
-            editor = page.locator(".CodeMirror").first
-            editor.wait_for()
-            page.evaluate("text => document.querySelector('.CodeMirror').CodeMirror.setValue(text)",
-                          yaml.safe_dump(config, sort_keys=False))
+            partition = page.get_by_placeholder("Partition").first
+            partition.click()
+            partition.fill(key)
+            page.get_by_text(key, exact=True).first.wait_for()
+            partition.press("Enter")
+            page.get_by_text(f"partition: {key}").first.wait_for()
+            # The Launchpad's editor (CodeMirror) holds the partition's default config: the
+            # research's inputs go next to it.
+            default = page.evaluate("() => document.querySelector('.CodeMirror')"
+                                    ".CodeMirror.getValue()")
+            config = {**(yaml.safe_load(default) or {}), **CONFIG}
+            page.evaluate("text => document.querySelector('.CodeMirror').CodeMirror"
+                          ".setValue(text)", yaml.safe_dump(config, sort_keys=False))
             page.get_by_text(str(SEED)).first.wait_for()
+            page.get_by_text("No errors").first.wait_for()
             shot(page, "launchpad-01-config.png")
             page.get_by_role("button", name="Launch Run").click()
             page.wait_for_url("**/runs/**")
@@ -123,7 +127,10 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             page.goto(f"{topology.url}/runs/{run_id}")
             page.get_by_text("Loading run logs").first.wait_for(state="hidden")
             page.get_by_role("button", name="View tags and config").click()
-            page.get_by_role("dialog").get_by_text(str(SEED)).first.wait_for()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text(f"seed: {SEED}").first.wait_for()
+            dialog.get_by_text("research/worker: gpu").first.wait_for()
+            page.wait_for_timeout(1000)  # the dialog's fade-in
             shot(page, "launchpad-03-run-config.png")
     finally:
         if intake_status(topology) != "RUNNING":
