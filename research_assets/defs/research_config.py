@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from research_assets.core.errors import ConfigError, SpecError
 from research_assets.core.spec import StrategySpec
@@ -30,12 +31,17 @@ class ResearchConfig(dg.Config):
     default: a seed derived from the research id, the designer's own brief, a designed spec, cpu.
     """
 
-    seed: int | None = None
-    brief: str | None = None
-    # A strategy spec as YAML or JSON text, or as a mapping: researched as is instead of
-    # designing one.
-    spec: Any = None
-    worker: WorkerClass | None = None
+    seed: int | None = Field(
+        default=None, description="The designer's seed (0 or more). Default: the recorded "
+        "request's, else one derived from the research id.")
+    brief: str | None = Field(
+        default=None, description="A research brief passed to the designer.")
+    spec: Any = Field(
+        default=None, description="A strategy spec (YAML or JSON text, or a mapping) to "
+        "research as is instead of designing one.")
+    worker: WorkerClass | None = Field(
+        default=None, description="The worker class whose run limit this research counts "
+        "against (research/worker run tag). Default: the recorded request's, else cpu.")
 
     def given(self) -> bool:
         return any(v is not None for v in (self.seed, self.brief, self.spec, self.worker))

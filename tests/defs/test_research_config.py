@@ -12,13 +12,14 @@ from dagster._core.run_coordinator import SubmitRunContext
 
 from research_assets.definitions import defs
 from research_assets.defs.assets import strategy_spec
+from research_assets.defs.capacity import WORKER_CLASSES
 from research_assets.defs.records import (
     latest_metadata,
     load_statuses,
     read_requests,
     record_request,
 )
-from research_assets.defs.research_config import run_config
+from research_assets.defs.research_config import WorkerClass, run_config
 from research_assets.run_coordinator import ResearchRunCoordinator, research_run_tags
 
 RESEARCH_RESOURCES = dict(defs.resources)
@@ -104,6 +105,10 @@ def test_a_bad_config_fails_the_research_with_its_message_alone(instance, config
     assert status.status == "failed"
     assert message in status.reason and "Failure" not in status.reason, status.reason
     assert not status.reason.startswith("dagster")
+
+
+def test_the_config_knows_the_worker_classes_the_limits_know():
+    assert {w.value for w in WorkerClass} == set(WORKER_CLASSES)
 
 
 def test_an_unknown_worker_class_is_refused_before_the_run_starts(instance):

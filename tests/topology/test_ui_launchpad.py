@@ -137,3 +137,45 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             start_intake(topology)
 
     assert all((ui_artifacts / name).stat().st_size > 0 for name in shots), shots
+
+
+MATERIALIZE = """
+mutation Materialize($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId jobName tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_materialize_in_the_asset_graph_counts_against_a_worker_class(topology: Topology):
+    """"Materialize" in the asset graph launches Dagster's implicit asset job with the request
+    the UI sends (executionParamsForAssetJob in LaunchAssetExecutionButton.tsx): no job tags.
+    The run queue still tags the run with its worker class, so the worker limits apply."""
+    key = f"r-mat-{uuid.uuid4().hex[:8]}"
+    stop_intake(topology)
+    try:
+        add_partition_through_graphql(topology, key)
+        params = {
+            "mode": "default", "runConfigData": "{}",
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key},
+                                           {"key": "dagster/from_ui", "value": "true"}]},
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                         "pipelineName": "__ASSET_JOB",
+                         "assetSelection": [{"path": ["strategy_spec"]}]},
+        }
+        launched = topology.graphql(MATERIALIZE, {"params": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        assert launched["run"]["jobName"] == "__ASSET_JOB"
+        run = topology.instance.get_run_by_id(launched["run"]["runId"])
+        assert run.tags.get("research/worker") == "cpu", run.tags
+        assert run.tags.get("research/id") == key, run.tags
+    finally:
+        start_intake(topology)
+    # It is one of the researches in flight, as `research status` and capacity count them.
+    assert topology.status_json(key)[key]["worker"] == "cpu"
+    done = topology.research("cancel", key)
+    assert done.returncode == 0, done.stderr
+    topology.wait_final([key], timeout=120)
