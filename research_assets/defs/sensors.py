@@ -1,8 +1,13 @@
 """Sensors turn research requests into runs; they never run research work themselves.
 
 ``research_intake`` (running by default) launches one run per new research partition, whether
-it came from ``research trigger`` or from "Add partition" in the UI. ``research_autopilot``
+it came from ``research trigger`` or from "Add partition" in the UI, with the research's
+recorded request as ``strategy_spec``'s run config (research_config.py). ``research_autopilot``
 (stopped by default) keeps researches flowing while capacity and budget remain.
+
+To launch a new research from the Launchpad with config of your own, stop ``research_intake``
+while you add its partition and launch it: the intake launches a run for every new partition
+within seconds. Once started again it leaves a partition that has a run alone.
 """
 
 import os
