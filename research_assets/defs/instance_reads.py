@@ -101,9 +101,10 @@ def step_failure_message(data: Any) -> str | None:
 
 
 def _one_line(message: str) -> str:
-    """A message of several lines (a spec's errors, one a line) as one."""
+    """A message's first line; with the lines it introduces where it ends with a colon (a
+    spec's errors, one a line)."""
     head, *rest = [line.strip() for line in message.strip().splitlines() if line.strip()] or [""]
-    return head + (" " if head.endswith(":") else "; ") + "; ".join(rest) if rest else head
+    return f"{head} {'; '.join(rest)}" if rest and head.endswith(":") else head
 
 
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
