@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from research_assets.defs.records import latest_metadata, read_requests
 from tests.topology.conftest import LOCATION, VERDICT, Topology, chromium_page
@@ -63,6 +64,27 @@ def _dismiss_community_dialog(page) -> None:
         skip.first.click()
 
 
+def pick_partition(page, key: str, artifacts: Path) -> None:
+    """Choose ``key`` in the Launchpad's partition picker. The picker lists the partitions it
+    loaded with the page (it is replaced once they have loaded): the key is typed again, after a
+    reload, until it is offered."""
+    for _ in range(3):
+        partition = page.get_by_placeholder("Partition").first
+        partition.click()
+        partition.fill(key)
+        try:
+            page.get_by_text(key, exact=True).first.wait_for(timeout=20_000)
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+            page.reload()
+            continue
+        partition.press("Enter")
+        page.get_by_text(f"partition: {key}").first.wait_for()
+        return
+    page.screenshot(path=str(artifacts / "launchpad-00-no-partition.png"))
+    raise AssertionError(f"the Launchpad's partition picker never offered {key}")
+
+
 def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
     topology: Topology, ui_artifacts: Path, tmp_path: Path
 ):
@@ -82,12 +104,7 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             # research_job's Launchpad: pick the research's partition, set its config.
             page.goto(f"{topology.url}/locations/{LOCATION}/jobs/research_job/playground")
             _dismiss_community_dialog(page)
-            partition = page.get_by_placeholder("Partition").first
-            partition.click()
-            partition.fill(key)
-            page.get_by_text(key, exact=True).first.wait_for()
-            partition.press("Enter")
-            page.get_by_text(f"partition: {key}").first.wait_for()
+            pick_partition(page, key, ui_artifacts)
             # The Launchpad's editor (CodeMirror) holds the partition's default config: the
             # research's inputs go next to it.
             default = page.evaluate("() => document.querySelector('.CodeMirror')"
