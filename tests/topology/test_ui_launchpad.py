@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from research_assets.defs.records import latest_metadata, read_requests
 from tests.topology.conftest import LOCATION, VERDICT, Topology, chromium_page
@@ -68,6 +67,8 @@ def pick_partition(page, key: str, artifacts: Path) -> None:
     """Choose ``key`` in the Launchpad's partition picker. The picker lists the partitions it
     loaded with the page (it is replaced once they have loaded): the key is typed again, after a
     reload, until it is offered."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     for _ in range(3):
         partition = page.get_by_placeholder("Partition").first
         partition.click()
