@@ -551,9 +551,14 @@ def _data_dir_label() -> str:
 
 
 def _first_failure(result: Any) -> str | None:
+    """The message of the first failed step, alone (no exception class name)."""
+    from research_assets.state.instance_reads import step_failure_message
+
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            return event.step_failure_data.error.message.strip().splitlines()[0]
+        if event.is_step_failure:
+            message = step_failure_message(event.step_failure_data)
+            if message:
+                return message
     return None
 
 

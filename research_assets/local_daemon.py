@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from dagster._daemon.controller import DEFAULT_HEARTBEAT_INTERVAL_SECONDS, all_daemons_live
 
 # The code location's one fixed name: sensor run keys are de-duplicated per location name.
 WORKSPACE = """load_from:
@@ -20,14 +21,25 @@ WORKSPACE = """load_from:
       module_name: research_assets.definitions
       location_name: research_assets
 """
-HEARTBEAT_FRESH_S = 30
+# A daemon writes a heartbeat every DEFAULT_HEARTBEAT_INTERVAL_SECONDS (30 s) per daemon type:
+# a live one's newest heartbeat can be that old, and older on a busy machine. It is taken for
+# alive while every required daemon type's newest heartbeat is within that interval plus this
+# allowance, as Dagster's own `all_daemons_live` judges it (with 1800 s by default, too long for a
+# command that must start a daemon when none serves the instance: a killed daemon would be taken
+# for a live one for half an hour).
+HEARTBEAT_ALLOWANCE_S = 60
 
 
-def daemon_running(instance: dg.DagsterInstance) -> bool:
-    """Whether a daemon with fresh heartbeats serves this instance."""
-    now = time.time()
-    beats = instance.get_daemon_heartbeats()
-    return any(now - hb.timestamp < HEARTBEAT_FRESH_S for hb in beats.values())
+def daemon_running(instance: dg.DagsterInstance, now: float | None = None) -> bool:
+    """Whether a daemon serves this instance: every daemon type it needs has a heartbeat no
+    older than the heartbeat interval plus ``HEARTBEAT_ALLOWANCE_S``."""
+    if not instance.get_daemon_heartbeats():
+        return False
+    return all_daemons_live(
+        instance, curr_time_seconds=time.time() if now is None else now,
+        heartbeat_interval_seconds=DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+        heartbeat_tolerance_seconds=HEARTBEAT_ALLOWANCE_S,
+    )
 
 
 def _daemon_command(workspace: Path) -> list[str]:
@@ -84,7 +96,7 @@ class LocalDaemon:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        # Its last heartbeats stay fresh for HEARTBEAT_FRESH_S: the next `research run` on this
-        # instance would take them for a live daemon, start none, and wait for ever. (A daemon
-        # that does serve the instance writes its next heartbeat within seconds.)
+        # Its last heartbeats would read as a live daemon for the heartbeat interval plus
+        # HEARTBEAT_ALLOWANCE_S: the next `research run` on this instance would start none, and
+        # wait. (A daemon that does serve the instance writes its next heartbeats within 30 s.)
         self.instance.wipe_daemon_heartbeats()

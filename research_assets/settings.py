@@ -30,7 +30,7 @@ DATA_SETTINGS = (
     "RESEARCH_BACKTEST_FRACTION",
     "RESEARCH_LOCKBOX_FRACTION",
 )
-# Capacity and the autopilot (defs/capacity.py, defs/sensors.py): read by the sensors and the
+# Capacity and the autopilot (state/capacity.py, defs/sensors.py): read by the sensors and the
 # CLI, forwarded too so that every process of a deployment agrees.
 CAPACITY_SETTINGS = (
     "RESEARCH_MAX_CONCURRENT",

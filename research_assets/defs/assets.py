@@ -42,6 +42,7 @@ from research_assets.defs.checks import (
 )
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.pool_setup import PoolsResource
+from research_assets.defs.research_config import ResearchConfig, resolve_request
 from research_assets.defs.resources import (
     DesignerResource,
     MarketDataResource,
@@ -54,7 +55,6 @@ from research_assets.state.records import (
     latest_metadata,
     load_memory,
     materialized,
-    read_request,
     usage_metadata,
 )
 
@@ -134,16 +134,20 @@ def market_data(datasets: MarketDataResource) -> dg.MaterializeResult:
 
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
 def strategy_spec(
-    context: dg.AssetExecutionContext, designer: DesignerResource, datasets: MarketDataResource,
-    cancel_watch: CancelWatchResource,
+    context: dg.AssetExecutionContext, config: ResearchConfig, designer: DesignerResource,
+    datasets: MarketDataResource, cancel_watch: CancelWatchResource,
 ) -> dg.Output[StrategySpec]:
-    """A strategy designed for this research, from the brief and the memory of past researches."""
+    """A strategy designed for this research, from the brief and the memory of past researches.
+    Its config (seed, brief, spec, worker) wins over the request recorded at trigger time."""
     research_id = context.partition_key
-    request = read_request(context.instance, research_id)
+    try:
+        request = resolve_request(context, config)
+    except ResearchError as e:
+        raise _user_failure(e) from e
     memory = load_memory(context.instance, exclude=[research_id])
     try:
         if request.spec is not None:
-            design = Design(request.spec, "Given by the user (--spec).", "user", {})
+            design = Design(request.spec, "Given by the user (--spec or config).", "user", {})
         else:
             design = designer.get_designer().design(
                 DesignRequest(research_id, request.seed, request.brief), memory,

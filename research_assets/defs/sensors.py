@@ -1,8 +1,13 @@
 """Sensors turn research requests into runs; they never run research work themselves.
 
 ``research_intake`` (running by default) launches one run per new research partition, whether
-it came from ``research trigger`` or from "Add partition" in the UI. ``research_autopilot``
+it came from ``research trigger`` or from "Add partition" in the UI, with the research's
+recorded request as ``strategy_spec``'s run config (research_config.py). ``research_autopilot``
 (stopped by default) keeps researches flowing while capacity and budget remain.
+
+To launch a new research from the Launchpad with config of your own, stop ``research_intake``
+while you add its partition and launch it: the intake launches a run for every new partition
+within seconds. Once started again it leaves a partition that has a run alone.
 """
 
 import os
@@ -12,14 +17,16 @@ import dagster as dg
 
 from research_assets.defs.jobs import research_job
 from research_assets.defs.partitions import research_partitions
+from research_assets.defs.research_config import run_config
 from research_assets.defs.tags import DEFAULT_WORKER, PARTITION_TAG, RESEARCH_ID_TAG, WORKER_TAG
 from research_assets.state.capacity import admit
 from research_assets.state.records import (
+    ResearchRequest,
     cancelled_ids,
+    default_seed,
     new_research_id,
     partitions_with_runs,
     read_requests,
-    record_request,
 )
 from research_assets.state.status_view import read_statuses
 
@@ -29,6 +36,20 @@ INTAKE_PAGE = 500
 
 def research_tags(research_id: str, worker: str = DEFAULT_WORKER) -> dict[str, str]:
     return {RESEARCH_ID_TAG: research_id, WORKER_TAG: worker}
+
+
+def research_run(research_id: str, request: ResearchRequest | None) -> dg.RunRequest:
+    """The run of one research: its inputs as run config (what the run page shows and a
+    re-execution repeats), its worker class as a tag (what the run queue limits)."""
+    if request is None:  # added with "Add partition" in the UI: the defaults
+        return dg.RunRequest(run_key=research_id, partition_key=research_id,
+                             tags=research_tags(research_id))
+    return dg.RunRequest(
+        run_key=research_id, partition_key=research_id,
+        tags=research_tags(research_id, request.worker),
+        run_config=run_config(seed=request.seed, brief=request.brief, spec=request.spec,
+                              worker=request.worker),
+    )
 
 
 # A tick that finds nothing new is one query; ticking often keeps trigger-to-run latency low.
@@ -48,13 +69,7 @@ def research_intake(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     # launched another way (the UI, `dagster asset materialize`, the autopilot).
     skip = partitions_with_runs(context.instance, new) | cancelled_ids(context.instance, new)
     skip |= {k for k, r in requests.items() if r.launched_by == "autopilot"}
-    run_requests = [
-        dg.RunRequest(
-            run_key=key, partition_key=key,
-            tags=research_tags(key, requests[key].worker if key in requests else DEFAULT_WORKER),
-        )
-        for key in new if key not in skip
-    ]
+    run_requests = [research_run(key, requests.get(key)) for key in new if key not in skip]
     if not run_requests:
         # Move past them all the same: a page of skipped partitions must not stall the intake.
         return dg.SensorResult(skip_reason=dg.SkipReason(
@@ -73,13 +88,19 @@ def research_autopilot(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     if not admission.allowed:
         return dg.SkipReason(f"{admission.reason}: {admission.message}")
     research_id = new_research_id()
-    record_request(
-        context.instance, research_id, brief=os.environ.get("RESEARCH_AUTOPILOT_BRIEF") or None,
-        launched_by="autopilot",
+    brief = os.environ.get("RESEARCH_AUTOPILOT_BRIEF") or None
+    # No side effect here: Dagster adds the partition and launches the run only once the tick
+    # has succeeded, and the research's request is recorded by its strategy_spec from this run
+    # config. The intake sensor, ticking after this tick (sensors are evaluated one at a time),
+    # finds the partition with its run and leaves it alone.
+    return dg.SensorResult(
+        dynamic_partitions_requests=[research_partitions.build_add_request([research_id])],
+        run_requests=[dg.RunRequest(
+            run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
+            run_config=run_config(seed=default_seed(research_id), brief=brief,
+                                  worker=DEFAULT_WORKER),
+        )],
     )
-    return dg.SensorResult(run_requests=[dg.RunRequest(
-        run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
-    )])
 
 
 # Runs read per tick; the cursor carries on from the last one read.

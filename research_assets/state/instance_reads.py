@@ -75,13 +75,48 @@ def latest_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> dict[str, A
 
 def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
     """Why a run failed: the ``reason`` a step failed with (our Failures carry one), else the
-    first line of the first step failure's error, else ``run_failed``."""
+    first step failure's message on one line, else ``run_failed``."""
     for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         data = event.dagster_event.event_specific_data  # type: ignore[union-attr]
         user = getattr(data, "user_failure_data", None)
         reason = (user.metadata or {}).get("reason") if user is not None else None
         if reason is not None:
             return str(getattr(reason, "value", reason))
-        if data.error is not None:
-            return data.error.message.strip().splitlines()[0][:300]
+        message = step_failure_message(data)
+        if message:
+            return message[:300]
     return "run_failed"
+
+
+def step_failure_message(data: Any) -> str | None:
+    """What a step failed with, on one line, as its user reads it: a ``dg.Failure``'s
+    description, else the error's own message, without the exception class name Dagster puts
+    in front (``dagster._core.definitions.events.Failure: ...``)."""
+    user = getattr(data, "user_failure_data", None)
+    if user is not None and user.description:
+        return _one_line(user.description)
+    error = getattr(data, "error", None)
+    # An exception raised in an asset body comes wrapped ("Error occurred while executing op"):
+    # its cause is the exception the asset raised.
+    while error is not None and error.cause is not None and error.cls_name in _WRAPPERS:
+        error = error.cause
+    if error is None:
+        return None
+    return _without_class_name(_one_line(error.message), error.cls_name) or None
+
+
+def _one_line(message: str) -> str:
+    """A message's first line; with the lines it introduces where it ends with a colon (a
+    spec's errors, one a line)."""
+    head, *rest = [line.strip() for line in message.strip().splitlines() if line.strip()] or [""]
+    return f"{head} {'; '.join(rest)}" if rest and head.endswith(":") else head
+
+
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _without_class_name(line: str, cls_name: str | None) -> str:
+    head, sep, rest = line.partition(": ")
+    if sep and cls_name and (head == cls_name or head.endswith("." + cls_name)):
+        return rest
+    return line

@@ -130,13 +130,16 @@ class ResearchRequest:
 def record_request(
     instance: dg.DagsterInstance, research_id: str, *, seed: int | None = None,
     brief: str | None = None, spec: StrategySpec | None = None, worker: str = DEFAULT_WORKER,
-    launched_by: str | None = None,
+    launched_by: str | None = None, add_partition: bool = True,
+    requested_at: float | None = None,
 ) -> ResearchRequest:
     """Record what a research asks for, in the instance's event log, then add its partition
-    (in that order, so the intake sensor never sees a partition without its request)."""
+    (in that order, so the intake sensor never sees a partition without its request).
+    ``add_partition=False`` records the request only: for a research whose partition exists
+    already (launched from the Launchpad with config)."""
     request = ResearchRequest(
-        research_id, default_seed(research_id) if seed is None else seed, brief, time.time(),
-        spec, worker, launched_by,
+        research_id, default_seed(research_id) if seed is None else seed, brief,
+        time.time() if requested_at is None else requested_at, spec, worker, launched_by,
     )
     metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at,
                                 "worker": worker}
@@ -149,7 +152,8 @@ def record_request(
     instance.report_runless_asset_event(
         dg.AssetObservation(asset_key=STRATEGY_SPEC, partition=research_id, metadata=metadata)
     )
-    instance.add_dynamic_partitions(research_partitions.name, [research_id])
+    if add_partition:
+        instance.add_dynamic_partitions(research_partitions.name, [research_id])
     return request
 
 

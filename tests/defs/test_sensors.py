@@ -67,6 +67,18 @@ def test_intake_moves_past_a_page_of_skipped_partitions(instance, monkeypatch):
     assert [r.partition_key for r in second.run_requests] == ["r-new"]
 
 
+def apply(instance, result):
+    """What the sensor daemon does with a tick's result once the tick has succeeded: add the
+    partitions it asks for, then create (and queue) its runs."""
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    job = defs.resolve_job_def("research_job")
+    return [instance.create_run_for_job(
+        job, run_config=r.run_config, tags={**r.tags, "dagster/partition": r.partition_key,
+                                            "dagster/sensor_name": "research_autopilot"},
+    ) for r in result.run_requests]
+
+
 def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
     instance, monkeypatch
 ):
@@ -76,9 +88,46 @@ def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
     result = evaluate(research_autopilot, instance)
     [request] = result.run_requests
     assert request.run_key == request.partition_key
+    # Its partition comes with the tick's result, and its inputs are the run's config.
+    [add] = result.dynamic_partitions_requests
+    assert add.partitions_def_name == "research" and add.partition_keys == [request.partition_key]
+    config = request.run_config["ops"]["strategy_spec"]["config"]
+    assert config["brief"] == "BTC trend" and config["worker"] == "cpu"
+    assert isinstance(config["seed"], int)
+    assert request.tags["research/worker"] == "cpu"
+    [run] = apply(instance, result)
     assert request.partition_key in instance.get_dynamic_partitions("research")
+    assert run.run_config == request.run_config
     # The intake sensor leaves the autopilot's research alone: one run per research.
     assert not evaluate(research_intake, instance).run_requests
+
+
+def test_a_failed_autopilot_tick_leaves_no_research_behind(instance):
+    """The sensor only decides: until Dagster applies its result (the tick succeeded), nothing
+    of the research exists. A tick that fails after the sensor returned leaves no partition, no
+    request and no run."""
+    result = evaluate(research_autopilot, instance)
+    assert result.run_requests and result.dynamic_partitions_requests
+    assert instance.get_dynamic_partitions("research") == []
+    assert not instance.fetch_observations(dg.AssetKey("strategy_spec"), limit=1).records
+    assert not instance.get_runs()
+    # Nothing for the intake sensor either: it reads partitions.
+    assert isinstance(evaluate(research_intake, instance), dg.SkipReason)
+
+
+def test_intake_launches_each_research_with_its_request_as_run_config(instance, small_spec):
+    record_request(instance, "r-spec", seed=4, brief="EUR", spec=small_spec, worker="gpu")
+    instance.add_dynamic_partitions("research", ["r-ui"])
+    result = evaluate(research_intake, instance)
+    by_key = {r.partition_key: r for r in result.run_requests}
+    assert by_key["r-spec"].run_config == {"ops": {"strategy_spec": {"config": {
+        "seed": 4, "brief": "EUR", "spec": small_spec.to_dict(), "worker": "gpu"}}}}
+    # A partition added in the UI has no request: its research takes the defaults.
+    assert by_key["r-ui"].run_config == {}
+    # The config is valid for the job (what the daemon checks before it creates the run).
+    job = defs.resolve_job_def("research_job")
+    for r in result.run_requests:
+        assert dg.validate_run_config(job, r.run_config) is not None
 
 
 def test_autopilot_skips_with_the_reason_when_at_capacity(instance, monkeypatch):

@@ -169,7 +169,7 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch):
             assert isinstance(instance.run_launcher, DockerRunLauncher)
             assert isinstance(instance.run_storage, PostgresRunStorage)
             assert instance.run_retries_enabled and instance.run_monitoring_enabled
-            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert type(instance.run_coordinator).__name__ == "ResearchRunCoordinator"
             # The storage works: a partition written is read back.
             instance.add_dynamic_partitions("research", ["r-deploy"])
             assert instance.get_dynamic_partitions("research") == ["r-deploy"]
