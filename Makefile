@@ -73,6 +73,7 @@ ui: setup
 
 lint: setup
 	$(BIN)/ruff check research_assets tests benchmarks scripts
+	$(BIN)/ruff format --check research_assets tests benchmarks scripts
 
 # Loads the definitions as Dagster does (`dg check defs`, offline); exits 1 when they do not load.
 check-defs: setup

@@ -110,8 +110,13 @@ def backtesting_py_runner(bars: pd.DataFrame, signals: np.ndarray) -> Callable[[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             bt = FractionalBacktest(
-                data, FollowSignals, cash=CASH, commission=commission, spread=spread,
-                fractional_unit=1e-10, finalize_trades=True,
+                data,
+                FollowSignals,
+                cash=CASH,
+                commission=commission,
+                spread=spread,
+                fractional_unit=1e-10,
+                finalize_trades=True,
             )
             return bt.run(fraction=fraction)
 
@@ -140,8 +145,15 @@ def vectorbt_runner(
 
     def run() -> tuple[np.ndarray, pd.DataFrame | None]:
         pf = vbt.Portfolio.from_signals(
-            close=close, entries=entries, exits=exits, price=price, size=np.inf,
-            fees=COMMISSION, slippage=SLIPPAGE, init_cash=CASH, freq="1h",
+            close=close,
+            entries=entries,
+            exits=exits,
+            price=price,
+            size=np.inf,
+            fees=COMMISSION,
+            slippage=SLIPPAGE,
+            init_cash=CASH,
+            freq="1h",
         )
         trades = pf.trades.records_readable if with_trades else None
         return np.asarray(pf.value(), dtype=np.float64).ravel(), trades
@@ -201,24 +213,36 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.json:
         trades = len(result.trades)
-        print(f"{args.symbol}/{args.timeframe}: {n} bars, SMA 10/30 long-only, {trades} trades, "
-              f"commission {COMMISSION}, slippage {SLIPPAGE}")
-        print(f"ours (run_backtest incl. trades + stats): {t_ours * 1e3:8.3f} ms "
-              f"({n / t_ours:,.0f} bars/s)")
-        print(f"backtesting.py FractionalBacktest.run:    {t_bt * 1e3:8.3f} ms "
-              f"-> ours is {t_bt / t_ours:,.0f}x faster (target >= {TARGET_VS_BACKTESTING_PY:g}x)")
+        print(
+            f"{args.symbol}/{args.timeframe}: {n} bars, SMA 10/30 long-only, {trades} trades, "
+            f"commission {COMMISSION}, slippage {SLIPPAGE}"
+        )
+        print(
+            f"ours (run_backtest incl. trades + stats): {t_ours * 1e3:8.3f} ms "
+            f"({n / t_ours:,.0f} bars/s)"
+        )
+        print(
+            f"backtesting.py FractionalBacktest.run:    {t_bt * 1e3:8.3f} ms "
+            f"-> ours is {t_bt / t_ours:,.0f}x faster (target >= {TARGET_VS_BACKTESTING_PY:g}x)"
+        )
         if t_vbt is None or t_vbt_equity is None:
             print("vectorbt: not installed (fields null)")
         else:
-            print(f"vectorbt from_signals + value() + trades: {t_vbt * 1e3:8.3f} ms "
-                  f"-> ours is {t_vbt / t_ours:,.1f}x faster (target >= {TARGET_VS_VECTORBT:g}x); "
-                  f"equity max rel diff vs ours {vbt_diff:.2e}")
-            print(f"vectorbt from_signals + value() only:    {t_vbt_equity * 1e3:8.3f} ms "
-                  f"-> ours is {t_vbt_equity / t_ours:,.1f}x faster (equity only, not in the JSON)")
+            print(
+                f"vectorbt from_signals + value() + trades: {t_vbt * 1e3:8.3f} ms "
+                f"-> ours is {t_vbt / t_ours:,.1f}x faster (target >= {TARGET_VS_VECTORBT:g}x); "
+                f"equity max rel diff vs ours {vbt_diff:.2e}"
+            )
+            print(
+                f"vectorbt from_signals + value() only:    {t_vbt_equity * 1e3:8.3f} ms "
+                f"-> ours is {t_vbt_equity / t_ours:,.1f}x faster (equity only, not in the JSON)"
+            )
         scope = "all bars except the last (position open at the end)" if open_at_end else "all bars"
         verdict = "OK" if diff <= EQUITY_TOLERANCE else "MISMATCH"
-        print(f"equity vs backtesting.py over {scope}: max rel diff {diff:.2e} "
-              f"(tolerance {EQUITY_TOLERANCE:g}) {verdict}")
+        print(
+            f"equity vs backtesting.py over {scope}: max rel diff {diff:.2e} "
+            f"(tolerance {EQUITY_TOLERANCE:g}) {verdict}"
+        )
     print(json.dumps(report))
     return 0 if diff <= EQUITY_TOLERANCE else 1
 

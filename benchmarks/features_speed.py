@@ -37,8 +37,16 @@ def random_bars(n: int, seed: int = 0, vol: float = 0.004) -> pd.DataFrame:
     high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, vol / 2, n)))
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, vol / 2, n)))
     idx = pd.date_range("2020-01-01", periods=n, freq="h", tz="UTC", name="timestamp")
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                         "volume": rng.uniform(100, 1000, n)}, index=idx)
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": rng.uniform(100, 1000, n),
+        },
+        index=idx,
+    )
 
 
 def main() -> None:
@@ -64,10 +72,14 @@ def main() -> None:
         "indicators_within_target": indicators_s < INDICATOR_TARGET_S,
     }
     if not args.json:
-        print(f"zigzag labels, {ZIGZAG_BARS:,} bars: {zigzag_s * 1000:.1f} ms "
-              f"(target < {ZIGZAG_TARGET_S * 1000:.0f} ms)")
-        print(f"{len(every)} indicators, {INDICATOR_BARS:,} bars: {indicators_s:.3f} s "
-              f"(target < {INDICATOR_TARGET_S:.0f} s)")
+        print(
+            f"zigzag labels, {ZIGZAG_BARS:,} bars: {zigzag_s * 1000:.1f} ms "
+            f"(target < {ZIGZAG_TARGET_S * 1000:.0f} ms)"
+        )
+        print(
+            f"{len(every)} indicators, {INDICATOR_BARS:,} bars: {indicators_s:.3f} s "
+            f"(target < {INDICATOR_TARGET_S:.0f} s)"
+        )
     print(json.dumps(result))
 
 

@@ -180,16 +180,22 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.home = home
         self.stop = threading.Event()
-        self.max: dict[str, int] = {**{w: 0 for w in WORKERS}, **{f"pool:{p}": 0 for p in POOLS},
-                                    "total": 0}
+        self.max: dict[str, int] = {
+            **{w: 0 for w in WORKERS},
+            **{f"pool:{p}": 0 for p in POOLS},
+            "total": 0,
+        }
         self.samples = 0
         self.errors = 0
 
     def run(self) -> None:
         from research_assets.defs.tags import WORKER_TAG
 
-        in_progress = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-                       dg.DagsterRunStatus.CANCELING]
+        in_progress = [
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.CANCELING,
+        ]
         with dg.DagsterInstance.from_config(str(self.home)) as instance:
             while not self.stop.is_set():
                 started = time.monotonic()
@@ -244,22 +250,34 @@ def _run_analysis(instance: dg.DagsterInstance, record: Any) -> dict[str, float]
                 pool_wait += entry.timestamp - blocked.pop(event.step_key)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in step_start:
             step_time += entry.timestamp - step_start.pop(event.step_key)
-        elif (kind == "ENGINE_EVENT" and event.step_key
-              and (entry.user_message or "").startswith("Step blocked by limit for pool")):
+        elif (
+            kind == "ENGINE_EVENT"
+            and event.step_key
+            and (entry.user_message or "").startswith("Step blocked by limit for pool")
+        ):
             blocked.setdefault(event.step_key, entry.timestamp)
-        elif kind in ("PIPELINE_ENQUEUED", "PIPELINE_DEQUEUED", "PIPELINE_STARTING",
-                      "PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE",
-                      "PIPELINE_CANCELED"):
+        elif kind in (
+            "PIPELINE_ENQUEUED",
+            "PIPELINE_DEQUEUED",
+            "PIPELINE_STARTING",
+            "PIPELINE_START",
+            "PIPELINE_SUCCESS",
+            "PIPELINE_FAILURE",
+            "PIPELINE_CANCELED",
+        ):
             lifecycle.setdefault(kind, entry.timestamp)
     created = record.create_timestamp.timestamp()
     # The run queue takes a run off the queue and launches it: RUN_STARTING (or RUN_DEQUEUED,
     # where a coordinator logs one).
-    dequeued = (lifecycle.get("PIPELINE_DEQUEUED") or lifecycle.get("PIPELINE_STARTING")
-                or created)
+    dequeued = lifecycle.get("PIPELINE_DEQUEUED") or lifecycle.get("PIPELINE_STARTING") or created
     ended = record.end_time or max(lifecycle.values(), default=created)
     return {
-        "step_time": step_time, "pool_wait": pool_wait, "created": created,
-        "dequeued": dequeued, "started": record.start_time, "ended": ended,
+        "step_time": step_time,
+        "pool_wait": pool_wait,
+        "created": created,
+        "dequeued": dequeued,
+        "started": record.start_time,
+        "ended": ended,
         "queued": (record.start_time or dequeued) - created,
     }
 
@@ -288,8 +306,10 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
     spec = small_spec()
     instance = dg.DagsterInstance.get()
     capacity = load_capacity(instance)
-    limits = {**{w: capacity.worker_limits.get(w) for w in WORKERS},
-              **{f"pool:{p}": capacity.pool_limits.get(p) for p in POOLS}}
+    limits = {
+        **{w: capacity.worker_limits.get(w) for w in WORKERS},
+        **{f"pool:{p}": capacity.pool_limits.get(p) for p in POOLS},
+    }
     _log(f"part 1: {count} researches in {home}; limits {limits}")
     triggered: dict[str, float] = {}
     sampler = Sampler(home)
@@ -305,8 +325,9 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
             while research_id in triggered:
                 research_id = new_research_id()
             triggered[research_id] = time.time()
-            record_request(instance, research_id, seed=i, spec=spec,
-                           worker="gpu" if i % 3 == 2 else "cpu")
+            record_request(
+                instance, research_id, seed=i, spec=spec, worker="gpu" if i % 3 == 2 else "cpu"
+            )
         first_trigger = min(triggered.values())
         ids = list(triggered)
         final: dict[str, Any] = {}
@@ -320,8 +341,10 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
             for status in load_statuses(instance, [i for i in ids if i not in final]):
                 if _finished(instance, status):
                     final[status.id] = status
-                    _log(f"{len(final)}/{len(ids)} {status.id}: {status.status}"
-                         + (f" ({status.reason})" if status.reason else ""))
+                    _log(
+                        f"{len(final)}/{len(ids)} {status.id}: {status.status}"
+                        + (f" ({status.reason})" if status.reason else "")
+                    )
         sampler.stop.set()
         sampler.join()
 
@@ -330,15 +353,16 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
     for rec in records:
         runs_of[rec.dagster_run.tags.get(PARTITION_TAG)].append(rec)
     overhead, strict, sensor, launch, in_run, steps, pool_waits = ([] for _ in range(7))
-    queue_latency = [r.start_time - r.create_timestamp.timestamp() for r in records
-                     if r.start_time]
+    queue_latency = [r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time]
     ends = []
     for research_id in ids:
         if research_id not in final or not runs_of.get(research_id):
             continue
         # Every run of the research (a retry included): its steps, queue and pool waits.
-        parts = sorted((_run_analysis(instance, rec) for rec in runs_of[research_id]),
-                       key=lambda a: a["created"])
+        parts = sorted(
+            (_run_analysis(instance, rec) for rec in runs_of[research_id]),
+            key=lambda a: a["created"],
+        )
         first, last = parts[0], parts[-1]
         total = last["ended"] - triggered[research_id]
         step_time = sum(a["step_time"] for a in parts)
@@ -349,8 +373,11 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
         strict.append(total - step_time - behind_limits - pool_wait)
         sensor.append(first["created"] - triggered[research_id])
         launch.extend(a["started"] - a["dequeued"] for a in parts if a["started"])
-        in_run.extend(a["ended"] - a["started"] - a["step_time"] - a["pool_wait"]
-                      for a in parts if a["started"])
+        in_run.extend(
+            a["ended"] - a["started"] - a["step_time"] - a["pool_wait"]
+            for a in parts
+            if a["started"]
+        )
         steps.append(step_time)
         pool_waits.append(pool_wait)
         ends.append(last["ended"])
@@ -365,9 +392,11 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
         "outcomes": dict(outcomes),
         "runs": len(records),
         "retried": sum(1 for runs in runs_of.values() if len(runs) > 1),
-        "start_timeouts": sum(1 for r in records
-                              if r.dagster_run.tags.get("dagster/failure_reason")
-                              == "START_TIMEOUT"),
+        "start_timeouts": sum(
+            1
+            for r in records
+            if r.dagster_run.tags.get("dagster/failure_reason") == "START_TIMEOUT"
+        ),
         "overhead_s_per_research_p50": _r(percentile(overhead, 50)),
         "overhead_s_per_research_p95": _r(percentile(overhead, 95)),
         "overhead_incl_launch_s_p50": _r(percentile(strict, 50)),
@@ -384,25 +413,42 @@ def run_queued(count: int, timeout: float, open_gates: bool = True) -> dict[str,
         "max_running_by_worker": max_running,
         "max_running_total": sampler.max["total"],
         "limits_by_worker": limits,
-        "within_limits": all(limits[k] is None or max_running[k] <= limits[k]
-                             for k in max_running),
+        "within_limits": all(limits[k] is None or max_running[k] <= limits[k] for k in max_running),
         "samples": sampler.samples,
     }
 
 
 # -- part 2: an instance with many researches -----------------------------------------------
 
-TRAINING_REASONS = ("accuracy_below_threshold", "loss_above_threshold",
-                    "insufficient_loss_decrease")
+TRAINING_REASONS = (
+    "accuracy_below_threshold",
+    "loss_above_threshold",
+    "insufficient_loss_decrease",
+)
 BACKTEST_REASONS = ("win_rate_too_low", "drawdown_too_high", "sharpe_too_low")
-STRATEGIES = ("mlp_trend_eurusd", "momentum_btc_1h", "mean_reversion_fx", "breakout_gold",
-              "claude_fast_eurusd", "vol_filter_trend", "rsi_macd_combo", "carry_proxy_fx")
+STRATEGIES = (
+    "mlp_trend_eurusd",
+    "momentum_btc_1h",
+    "mean_reversion_fx",
+    "breakout_gold",
+    "claude_fast_eurusd",
+    "vol_filter_trend",
+    "rsi_macd_combo",
+    "carry_proxy_fx",
+)
 VERDICTS = ("promising", "neutral", "poor")
 # Share of each kind among the finished researches (the rest: running, queued, UI partitions).
 KINDS = {
-    "completed": 0.55, "rejected_training": 0.18, "rejected_backtest": 0.12,
-    "failed_step": 0.05, "failed_llm": 0.02, "failed_incomplete": 0.005, "cancelled": 0.02,
-    "retried": 0.02, "cancelled_queued": 0.005, "awaiting_retry": 0.002,
+    "completed": 0.55,
+    "rejected_training": 0.18,
+    "rejected_backtest": 0.12,
+    "failed_step": 0.05,
+    "failed_llm": 0.02,
+    "failed_incomplete": 0.005,
+    "cancelled": 0.02,
+    "retried": 0.02,
+    "cancelled_queued": 0.005,
+    "awaiting_retry": 0.002,
 }
 DAY = 86_400.0
 
@@ -418,9 +464,12 @@ def _template_events() -> tuple[dict[str, Any], dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as inst:
         record_request(inst, "r-template", seed=3, spec=small_spec())
         result = dg.materialize(
-            RESEARCH_ASSETS, instance=inst, partition_key="r-template",
+            RESEARCH_ASSETS,
+            instance=inst,
+            partition_key="r-template",
             resources={**defs.resources, "gates": QualityGatesResource(**OPEN_GATES)},
-            raise_on_error=False, tags={"research/id": "r-template"},
+            raise_on_error=False,
+            tags={"research/id": "r-template"},
         )
         if not result.success:
             raise RuntimeError("the template research did not complete")
@@ -440,31 +489,50 @@ def _template_run(instance: dg.DagsterInstance) -> Any:
     from dagster._core.test_utils import in_process_test_workspace
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    origin = LoadableTargetOrigin(executable_path=sys.executable,
-                                  module_name="research_assets.definitions",
-                                  working_directory=str(REPO))
+    origin = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name="research_assets.definitions",
+        working_directory=str(REPO),
+    )
     with in_process_test_workspace(instance, origin) as workspace:
         location = next(iter(workspace.code_locations))
         repo = next(iter(location.get_repositories().values()))
         remote_job = repo.get_full_job("research_job")
         sensor = repo.get_sensor("research_intake")
-        plan = location.get_execution_plan(remote_job, {}, step_keys_to_execute=None,
-                                           known_state=None, instance=instance)
-        request = RunRequest(run_key="r-template", partition_key="r-template",
-                             tags={"research/id": "r-template", "research/worker": "cpu"})
-        tags = {**(remote_job.run_tags or {}), **request.tags,
-                **dg.DagsterRun.tags_for_sensor(sensor), "dagster/run_key": "r-template",
-                "dagster/partition": "r-template"}
+        plan = location.get_execution_plan(
+            remote_job, {}, step_keys_to_execute=None, known_state=None, instance=instance
+        )
+        request = RunRequest(
+            run_key="r-template",
+            partition_key="r-template",
+            tags={"research/id": "r-template", "research/worker": "cpu"},
+        )
+        tags = {
+            **(remote_job.run_tags or {}),
+            **request.tags,
+            **dg.DagsterRun.tags_for_sensor(sensor),
+            "dagster/run_key": "r-template",
+            "dagster/partition": "r-template",
+        }
         run = instance.create_run(
-            job_name="research_job", run_id=str(uuid.uuid4()), run_config={},
-            resolved_op_selection=None, step_keys_to_execute=None,
-            status=dg.DagsterRunStatus.QUEUED, op_selection=None, root_run_id=None,
-            parent_run_id=None, tags=tags, job_snapshot=remote_job.job_snapshot,
+            job_name="research_job",
+            run_id=str(uuid.uuid4()),
+            run_config={},
+            resolved_op_selection=None,
+            step_keys_to_execute=None,
+            status=dg.DagsterRunStatus.QUEUED,
+            op_selection=None,
+            root_run_id=None,
+            parent_run_id=None,
+            tags=tags,
+            job_snapshot=remote_job.job_snapshot,
             execution_plan_snapshot=plan.execution_plan_snapshot,
             parent_job_snapshot=remote_job.parent_job_snapshot,
             remote_job_origin=remote_job.get_remote_origin(),
-            job_code_origin=remote_job.get_python_origin(), asset_selection=None,
-            asset_check_selection=None, asset_graph=repo.asset_graph,
+            job_code_origin=remote_job.get_python_origin(),
+            asset_selection=None,
+            asset_check_selection=None,
+            asset_graph=repo.asset_graph,
         )
     instance.delete_run(run.run_id)
     return run
@@ -472,11 +540,26 @@ def _template_run(instance: dg.DagsterInstance) -> Any:
 
 # Slots in a serialized template: "@@name@@" (any JSON value) or a numeric sentinel.
 _SLOT = re.compile(r'"@@(\w+)@@"|(?<![\d.])98765(\d{5})\.0|(?<![\d.])12345(\d{5})(?![\d.])')
-_FLOAT_SLOTS = ("ts", "test_accuracy", "test_loss", "loss_decrease", "precision", "recall",
-                "f1", "Sharpe Ratio", "Return [%]", "Max. Drawdown [%]", "Win Rate [%]",
-                "usage/cost_usd")
-_INT_SLOTS = ("usage/input_tokens", "usage/output_tokens", "usage/cache_creation_input_tokens",
-              "usage/cache_read_input_tokens")
+_FLOAT_SLOTS = (
+    "ts",
+    "test_accuracy",
+    "test_loss",
+    "loss_decrease",
+    "precision",
+    "recall",
+    "f1",
+    "Sharpe Ratio",
+    "Return [%]",
+    "Max. Drawdown [%]",
+    "Win Rate [%]",
+    "usage/cost_usd",
+)
+_INT_SLOTS = (
+    "usage/input_tokens",
+    "usage/output_tokens",
+    "usage/cache_creation_input_tokens",
+    "usage/cache_read_input_tokens",
+)
 
 
 def _fslot(name: str) -> float:
@@ -496,7 +579,7 @@ class _Template:
         self.slots: list[str] = []
         pos = 0
         for m in _SLOT.finditer(text):
-            self.parts.append(text[pos:m.start()])
+            self.parts.append(text[pos : m.start()])
             if m.group(1):
                 self.slots.append(m.group(1))
             elif m.group(2):
@@ -515,17 +598,32 @@ class _Template:
         return "".join(out)
 
 
-def _entry(event_type: str, run_id: str, ts: float, data: Any = None,
-           step_key: str | None = None, job_name: str = "research_job",
-           message: str = "") -> Any:
+def _entry(
+    event_type: str,
+    run_id: str,
+    ts: float,
+    data: Any = None,
+    step_key: str | None = None,
+    job_name: str = "research_job",
+    message: str = "",
+) -> Any:
     from dagster._core.events import DagsterEvent
     from dagster._core.events.log import EventLogEntry
 
     return EventLogEntry(
-        error_info=None, level=logging.DEBUG, user_message=message, run_id=run_id,
-        timestamp=ts, step_key=step_key, job_name=job_name,
-        dagster_event=DagsterEvent(event_type_value=event_type, job_name=job_name,
-                                   event_specific_data=data, step_key=step_key),
+        error_info=None,
+        level=logging.DEBUG,
+        user_message=message,
+        run_id=run_id,
+        timestamp=ts,
+        step_key=step_key,
+        job_name=job_name,
+        dagster_event=DagsterEvent(
+            event_type_value=event_type,
+            job_name=job_name,
+            event_specific_data=data,
+            step_key=step_key,
+        ),
     )
 
 
@@ -537,8 +635,9 @@ class _Builder:
     """Rows of the event log index, the run storage and failed runs' shards, from templates
     made of one real research's metadata."""
 
-    def __init__(self, instance: dg.DagsterInstance, md: dict[str, Any], tags: dict[str, Any],
-                 run: Any):
+    def __init__(
+        self, instance: dg.DagsterInstance, md: dict[str, Any], tags: dict[str, Any], run: Any
+    ):
         from dagster._core.events import (
             AssetMaterializationPlannedData,
             StepMaterializationData,
@@ -558,57 +657,101 @@ class _Builder:
 
         def mat_template(asset: str, metadata: dict[str, Any]) -> _Template:
             mat = dg.AssetMaterialization(
-                asset_key=asset, partition="@@pk@@", metadata=metadata,
-                tags={**tags[asset], "dagster/code_version": "@@run@@"})
-            entry = _entry("ASSET_MATERIALIZATION", "@@run@@", _fslot("ts"),
-                           StepMaterializationData(mat), step_key=asset)
+                asset_key=asset,
+                partition="@@pk@@",
+                metadata=metadata,
+                tags={**tags[asset], "dagster/code_version": "@@run@@"},
+            )
+            entry = _entry(
+                "ASSET_MATERIALIZATION",
+                "@@run@@",
+                _fslot("ts"),
+                StepMaterializationData(mat),
+                step_key=asset,
+            )
             return _Template(serialize_value(entry))
 
-        usage = {**{k: _islot(k) for k in _INT_SLOTS}, "usage/cost_usd": _fslot("usage/cost_usd"),
-                 "usage/model": "claude-sonnet-4-5"}
-        report = {"stats": dg.MetadataValue.json("@@stats@@"),  # type: ignore[arg-type]
-                  "summary": dg.MetadataValue.json("@@summary@@"),  # type: ignore[arg-type]
-                  **{k: _fslot(k) for k in ("Sharpe Ratio", "Return [%]", "Max. Drawdown [%]",
-                                            "Win Rate [%]")}}
+        usage = {
+            **{k: _islot(k) for k in _INT_SLOTS},
+            "usage/cost_usd": _fslot("usage/cost_usd"),
+            "usage/model": "claude-sonnet-4-5",
+        }
+        report = {
+            "stats": dg.MetadataValue.json("@@stats@@"),  # type: ignore[arg-type]
+            "summary": dg.MetadataValue.json("@@summary@@"),  # type: ignore[arg-type]
+            **{
+                k: _fslot(k)
+                for k in ("Sharpe Ratio", "Return [%]", "Max. Drawdown [%]", "Win Rate [%]")
+            },
+        }
         spec = {**md["strategy_spec"], "strategy": "@@strategy@@", "designer": "@@designer@@"}
-        training = {**md["trained_model"], "gate_reason": "@@reason@@",
-                    **{k: _fslot(k) for k in ("test_accuracy", "test_loss", "loss_decrease",
-                                              "precision", "recall", "f1")}}
+        training = {
+            **md["trained_model"],
+            "gate_reason": "@@reason@@",
+            **{
+                k: _fslot(k)
+                for k in (
+                    "test_accuracy",
+                    "test_loss",
+                    "loss_decrease",
+                    "precision",
+                    "recall",
+                    "f1",
+                )
+            },
+        }
         backtest = {**md["backtest_report"], **report, "gate_reason": "@@reason@@"}
         assessment = {**md["assessment"], "verdict": "@@verdict@@"}
         self.templates = {
             ("strategy_spec", "claude"): mat_template("strategy_spec", {**spec, **usage}),
             ("strategy_spec", "offline"): mat_template("strategy_spec", spec),
-            ("trained_model", True): mat_template("trained_model",
-                                                  {**training, "gate_passed": True}),
-            ("trained_model", False): mat_template("trained_model",
-                                                   {**training, "gate_passed": False}),
-            ("backtest_report", True): mat_template("backtest_report",
-                                                    {**backtest, "gate_passed": True}),
-            ("backtest_report", False): mat_template("backtest_report",
-                                                     {**backtest, "gate_passed": False}),
-            ("assessment", "claude"): mat_template("assessment", {**assessment, **usage,
-                                                                  "assessor": "claude"}),
+            ("trained_model", True): mat_template(
+                "trained_model", {**training, "gate_passed": True}
+            ),
+            ("trained_model", False): mat_template(
+                "trained_model", {**training, "gate_passed": False}
+            ),
+            ("backtest_report", True): mat_template(
+                "backtest_report", {**backtest, "gate_passed": True}
+            ),
+            ("backtest_report", False): mat_template(
+                "backtest_report", {**backtest, "gate_passed": False}
+            ),
+            ("assessment", "claude"): mat_template(
+                "assessment", {**assessment, **usage, "assessor": "claude"}
+            ),
             ("assessment", "offline"): mat_template("assessment", assessment),
-            ("lockbox_report", None): mat_template("lockbox_report",
-                                                   {**md["lockbox_report"], **report}),
+            ("lockbox_report", None): mat_template(
+                "lockbox_report", {**md["lockbox_report"], **report}
+            ),
         }
         for asset in ASSET_ORDER:
-            entry = _entry("ASSET_MATERIALIZATION_PLANNED", "@@run@@", _fslot("ts"),
-                           AssetMaterializationPlannedData(dg.AssetKey(asset),
-                                                           partition="@@pk@@"))
+            entry = _entry(
+                "ASSET_MATERIALIZATION_PLANNED",
+                "@@run@@",
+                _fslot("ts"),
+                AssetMaterializationPlannedData(dg.AssetKey(asset), partition="@@pk@@"),
+            )
             self.templates[("planned", asset)] = _Template(serialize_value(entry))
-        for kind in ("PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE",
-                     "PIPELINE_CANCELED"):
-            self.templates[("run", kind)] = _Template(serialize_value(
-                _entry(kind, "@@run@@", _fslot("ts"))))
-        tags_slots = {**run.tags, "dagster/partition": "@@pk@@", "dagster/run_key": "@@pk@@",
-                      "research/id": "@@pk@@", "research/worker": "@@worker@@"}
+        for kind in ("PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED"):
+            self.templates[("run", kind)] = _Template(
+                serialize_value(_entry(kind, "@@run@@", _fslot("ts")))
+            )
+        tags_slots = {
+            **run.tags,
+            "dagster/partition": "@@pk@@",
+            "dagster/run_key": "@@pk@@",
+            "research/id": "@@pk@@",
+            "research/worker": "@@worker@@",
+        }
         self.run_templates = {}
         for status in dg.DagsterRunStatus:
             body = run.with_status(status)._replace(run_id="@@run@@", tags=tags_slots)
-            retry = body._replace(tags={**tags_slots, **RETRY_TAGS}, parent_run_id="@@parent@@",
-                                  root_run_id="@@parent@@")
+            retry = body._replace(
+                tags={**tags_slots, **RETRY_TAGS},
+                parent_run_id="@@parent@@",
+                root_run_id="@@parent@@",
+            )
             dying = body._replace(tags={**tags_slots, **WILL_RETRY_TAGS})
             self.run_templates[(status, "plain")] = _Template(serialize_value(body))
             self.run_templates[(status, "retry")] = _Template(serialize_value(retry))
@@ -632,23 +775,43 @@ class _Builder:
             md["assessor"] = "claude"
         return md
 
-    def _row(self, text: str, kind: str, run_id: str, ts: float, asset: str | None,
-             pk: str | None, step_key: str | None = None) -> int:
-        self.rows.append({
-            "run_id": run_id, "event": text, "dagster_event_type": kind,
-            "timestamp": _dt(ts), "step_key": step_key,
-            "asset_key": dg.AssetKey(asset).to_string() if asset else None, "partition": pk,
-        })
+    def _row(
+        self,
+        text: str,
+        kind: str,
+        run_id: str,
+        ts: float,
+        asset: str | None,
+        pk: str | None,
+        step_key: str | None = None,
+    ) -> int:
+        self.rows.append(
+            {
+                "run_id": run_id,
+                "event": text,
+                "dagster_event_type": kind,
+                "timestamp": _dt(ts),
+                "step_key": step_key,
+                "asset_key": dg.AssetKey(asset).to_string() if asset else None,
+                "partition": pk,
+            }
+        )
         return len(self.rows) - 1
 
-    def observation(self, pk: str, ts: float, metadata: dict[str, Any],
-                    asset: str = "strategy_spec") -> None:
+    def observation(
+        self, pk: str, ts: float, metadata: dict[str, Any], asset: str = "strategy_spec"
+    ) -> None:
         from dagster._core.events import AssetObservationData
         from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
         obs = dg.AssetObservation(asset_key=asset, partition=pk, metadata=metadata)
-        entry = _entry("ASSET_OBSERVATION", RUNLESS_RUN_ID, ts, AssetObservationData(obs),
-                       job_name=RUNLESS_JOB_NAME)
+        entry = _entry(
+            "ASSET_OBSERVATION",
+            RUNLESS_RUN_ID,
+            ts,
+            AssetObservationData(obs),
+            job_name=RUNLESS_JOB_NAME,
+        )
         row = self.storage._event_to_row(entry)
         self.rows.append(row)
         self.plain.append((len(self.rows) - 1, "o", asset, pk, ts, dict(metadata)))
@@ -658,10 +821,10 @@ class _Builder:
             text = self.templates[("planned", asset)].fill({"run": run_id, "pk": pk, "ts": ts})
             self._row(text, "ASSET_MATERIALIZATION_PLANNED", run_id, ts, asset, pk)
 
-    def materialization(self, variant: Any, run_id: str, pk: str, ts: float, asset: str,
-                        values: dict[str, Any]) -> None:
-        text = self.templates[(asset, variant)].fill({**values, "run": run_id, "pk": pk,
-                                                      "ts": ts})
+    def materialization(
+        self, variant: Any, run_id: str, pk: str, ts: float, asset: str, values: dict[str, Any]
+    ) -> None:
+        text = self.templates[(asset, variant)].fill({**values, "run": run_id, "pk": pk, "ts": ts})
         index = self._row(text, "ASSET_MATERIALIZATION", run_id, ts, asset, pk, asset)
         self.plain.append((index, "m", asset, pk, ts, self._plain_md(asset, variant, values)))
         if self.data_version.get(asset):
@@ -671,8 +834,9 @@ class _Builder:
         text = self.templates[("run", kind)].fill({"run": run_id, "ts": ts})
         self._row(text, kind, run_id, ts, None, None)
 
-    def step_failure(self, run_id: str, ts: float, step: str, message: str,
-                     reason: str | None) -> None:
+    def step_failure(
+        self, run_id: str, ts: float, step: str, message: str, reason: str | None
+    ) -> None:
         from dagster._core.execution.plan.objects import (
             ErrorSource,
             StepFailureData,
@@ -683,36 +847,73 @@ class _Builder:
         error = SerializableErrorInfo(
             message=f"dagster._core.definitions.events.Failure: {message}\n",
             stack=['  File "research_assets/defs/assets.py", line 120, in strategy_spec\n'],
-            cls_name="Failure")
-        user = (UserFailureData(label="intentional-failure", description=message,
-                                metadata={"reason": reason}) if reason else None)
+            cls_name="Failure",
+        )
+        user = (
+            UserFailureData(
+                label="intentional-failure", description=message, metadata={"reason": reason}
+            )
+            if reason
+            else None
+        )
         shard = self.shards[run_id]
         shard.append(_entry("PIPELINE_START", run_id, ts - 30))
         shard.append(_entry("STEP_START", run_id, ts - 5, step_key=step))
-        shard.append(_entry("STEP_FAILURE", run_id, ts, StepFailureData(
-            error=error, user_failure_data=user, error_source=ErrorSource.USER_CODE_ERROR),
-            step_key=step, message=f'Execution of step "{step}" failed.'))
+        shard.append(
+            _entry(
+                "STEP_FAILURE",
+                run_id,
+                ts,
+                StepFailureData(
+                    error=error, user_failure_data=user, error_source=ErrorSource.USER_CODE_ERROR
+                ),
+                step_key=step,
+                message=f'Execution of step "{step}" failed.',
+            )
+        )
         shard.append(_entry("PIPELINE_FAILURE", run_id, ts + 1))
 
-    def add_run(self, pk: str, worker: str, status: Any, created: float,
-                started: float | None, ended: float | None, parent: str | None = None,
-                will_retry: bool = False) -> str:
+    def add_run(
+        self,
+        pk: str,
+        worker: str,
+        status: Any,
+        created: float,
+        started: float | None,
+        ended: float | None,
+        parent: str | None = None,
+        will_retry: bool = False,
+    ) -> str:
         """A run; ``parent``: it retries that run; ``will_retry``: its process died and run
         retries will start it again (what Dagster tags such a failed run with)."""
         run_id = str(uuid.uuid4())
         variant = "retry" if parent else "will_retry" if will_retry else "plain"
         body = self.run_templates[(status, variant)].fill(
-            {"run": run_id, "pk": pk, "worker": worker, "parent": parent})
-        self.runs.append({
-            "run_id": run_id, "pipeline_name": "research_job", "status": status.value,
-            "run_body": body, "snapshot_id": self.snapshot_id, "partition": pk,
-            "partition_set": self.run_template.tags.get("dagster/partition_set"),
-            "backfill_id": None, "create_timestamp": _dt(created),
-            "update_timestamp": _dt(ended or started or created), "start_time": started,
-            "end_time": ended,
-        })
-        tags = {**self.run_template.tags_for_storage(), "dagster/partition": pk,
-                "dagster/run_key": pk, "research/id": pk, "research/worker": worker}
+            {"run": run_id, "pk": pk, "worker": worker, "parent": parent}
+        )
+        self.runs.append(
+            {
+                "run_id": run_id,
+                "pipeline_name": "research_job",
+                "status": status.value,
+                "run_body": body,
+                "snapshot_id": self.snapshot_id,
+                "partition": pk,
+                "partition_set": self.run_template.tags.get("dagster/partition_set"),
+                "backfill_id": None,
+                "create_timestamp": _dt(created),
+                "update_timestamp": _dt(ended or started or created),
+                "start_time": started,
+                "end_time": ended,
+            }
+        )
+        tags = {
+            **self.run_template.tags_for_storage(),
+            "dagster/partition": pk,
+            "dagster/run_key": pk,
+            "research/id": pk,
+            "research/worker": worker,
+        }
         if parent:
             tags.update({k: parent if v == "@@parent@@" else v for k, v in RETRY_TAGS.items()})
         elif will_retry:
@@ -727,9 +928,9 @@ class _Builder:
 
         with self.instance.run_storage.connect() as conn:  # type: ignore[attr-defined]
             for start in range(0, len(self.runs), 2000):
-                conn.execute(RunsTable.insert(), self.runs[start:start + 2000])
+                conn.execute(RunsTable.insert(), self.runs[start : start + 2000])
             for start in range(0, len(self.run_tags), 5000):
-                conn.execute(RunTagsTable.insert(), self.run_tags[start:start + 5000])
+                conn.execute(RunTagsTable.insert(), self.run_tags[start : start + 5000])
         self._write_index()
         self._write_shards()
 
@@ -742,22 +943,32 @@ class _Builder:
 
         storage = self.storage
         with storage.index_connection() as conn:
-            last_id = conn.execute(
-                sqlalchemy.select(sqlalchemy.func.max(SqlEventLogStorageTable.c.id))
-            ).scalar() or 0
+            last_id = (
+                conn.execute(
+                    sqlalchemy.select(sqlalchemy.func.max(SqlEventLogStorageTable.c.id))
+                ).scalar()
+                or 0
+            )
         latest: dict[tuple[str, str], int] = {}
         for offset, row in enumerate(self.rows):
             row["id"] = last_id + 1 + offset
             if row["asset_key"]:
                 latest[(row["asset_key"], row["dagster_event_type"])] = offset
-        tag_rows = [{"event_id": self.rows[i]["id"], "asset_key": dg.AssetKey(a).to_string(),
-                     "key": "dagster/data_version", "value": v, "event_timestamp": ts}
-                    for i, a, v, ts in self.tag_rows]
+        tag_rows = [
+            {
+                "event_id": self.rows[i]["id"],
+                "asset_key": dg.AssetKey(a).to_string(),
+                "key": "dagster/data_version",
+                "value": v,
+                "event_timestamp": ts,
+            }
+            for i, a, v, ts in self.tag_rows
+        ]
         with storage.index_connection() as conn:
             for start in range(0, len(self.rows), 1000):
-                conn.execute(SqlEventLogStorageTable.insert(), self.rows[start:start + 1000])
+                conn.execute(SqlEventLogStorageTable.insert(), self.rows[start : start + 1000])
             for start in range(0, len(tag_rows), 5000):
-                conn.execute(AssetEventTagsTable.insert(), tag_rows[start:start + 5000])
+                conn.execute(AssetEventTagsTable.insert(), tag_rows[start : start + 5000])
             for offset in sorted(latest.values()):
                 row = self.rows[offset]
                 storage._store_asset_event(conn, deserialize_value(row["event"]), row["id"])
@@ -777,9 +988,13 @@ class _Builder:
         events: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for index, kind, asset, pk, ts, md in self.plain:
             event = SimpleNamespace(metadata=md)
-            rec = SimpleNamespace(storage_id=self.rows[index]["id"], timestamp=ts,
-                                  partition_key=pk, asset_materialization=None,
-                                  asset_observation=None)
+            rec = SimpleNamespace(
+                storage_id=self.rows[index]["id"],
+                timestamp=ts,
+                partition_key=pk,
+                asset_materialization=None,
+                asset_observation=None,
+            )
             setattr(rec, "asset_materialization" if kind == "m" else "asset_observation", event)
             events[(pk, f"{kind}/{asset}")].append(rec)
         digests: dict[str, dict[str, Any]] = {}
@@ -789,7 +1004,8 @@ class _Builder:
             digest["sid"][stream] = recs[0].storage_id
             kind, asset = stream.split("/")
             (ri._apply_materializations if kind == "m" else ri._apply_observations)(
-                digest, asset, stream, recs)
+                digest, asset, stream, recs
+            )
         rows: dict[int, dict[str, Any]] = defaultdict(lambda: {"r": {}, "runs": {}})
         for pk, digest in digests.items():
             rows[ri.bucket_of(pk)]["r"][pk] = digest
@@ -798,7 +1014,7 @@ class _Builder:
         self.plain = []
         ids = list(self.instance.get_dynamic_partitions("research"))
         for start in range(0, len(ids), 20_000):
-            read_statuses(self.instance, ids[start:start + 20_000])
+            read_statuses(self.instance, ids[start : start + 20_000])
         return len(rows)
 
     def _write_shards(self) -> None:
@@ -808,8 +1024,15 @@ class _Builder:
         with storage.run_connection("bench-template-shard"):
             pass
         template = Path(storage.path_for_shard("bench-template-shard"))
-        columns = ("run_id", "event", "dagster_event_type", "timestamp", "step_key",
-                   "asset_key", "partition")
+        columns = (
+            "run_id",
+            "event",
+            "dagster_event_type",
+            "timestamp",
+            "step_key",
+            "asset_key",
+            "partition",
+        )
         for run_id, entries in self.shards.items():
             path = storage.path_for_shard(run_id)
             shutil.copyfile(template, path)
@@ -817,17 +1040,23 @@ class _Builder:
                 conn.executemany(
                     f"INSERT INTO event_logs ({', '.join(columns)}) VALUES "
                     f"({', '.join('?' * len(columns))})",
-                    [tuple(_sql_value(storage._event_to_row(e)[c]) for c in columns)
-                     for e in entries])
+                    [
+                        tuple(_sql_value(storage._event_to_row(e)[c]) for c in columns)
+                        for e in entries
+                    ],
+                )
         template.unlink()
         for suffix in ("-wal", "-shm"):
             Path(str(template) + suffix).unlink(missing_ok=True)
 
 
-ASSET_ORDER = ("strategy_spec", "trained_model", "backtest_report", "assessment",
-               "lockbox_report")
-RETRY_TAGS = {"dagster/parent_run_id": "@@parent@@", "dagster/root_run_id": "@@parent@@",
-              "dagster/retry_number": "1", "dagster/is_resume_retry": "true"}
+ASSET_ORDER = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
+RETRY_TAGS = {
+    "dagster/parent_run_id": "@@parent@@",
+    "dagster/root_run_id": "@@parent@@",
+    "dagster/retry_number": "1",
+    "dagster/is_resume_retry": "true",
+}
 WILL_RETRY_TAGS = {"dagster/will_retry": "true", "dagster/failure_reason": "RUN_WORKER_DIED"}
 
 
@@ -840,16 +1069,24 @@ def _usage(rng: random.Random, scale: float = 1.0) -> dict[str, Any]:
     inp, out = int(rng.uniform(4000, 30000) * scale), int(rng.uniform(800, 6000) * scale)
     cache_w, cache_r = int(rng.uniform(0, 8000)), int(rng.uniform(0, 40000))
     cost = (inp * 3 + out * 15 + cache_w * 3.75 + cache_r * 0.3) / 1e6
-    return {"usage/input_tokens": inp, "usage/output_tokens": out,
-            "usage/cache_creation_input_tokens": cache_w,
-            "usage/cache_read_input_tokens": cache_r, "usage/cost_usd": round(cost, 6),
-            "usage/model": "claude-sonnet-4-5"}
+    return {
+        "usage/input_tokens": inp,
+        "usage/output_tokens": out,
+        "usage/cache_creation_input_tokens": cache_w,
+        "usage/cache_read_input_tokens": cache_r,
+        "usage/cost_usd": round(cost, 6),
+        "usage/model": "claude-sonnet-4-5",
+    }
 
 
 def _report_values(stats: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """A backtest/lockbox report's figures, moved a little from the template's."""
-    figures = {"Sharpe Ratio": rng.uniform(-2.5, 2.5), "Return [%]": rng.uniform(-8, 12),
-               "Win Rate [%]": rng.uniform(35, 60), "Max. Drawdown [%]": rng.uniform(1, 15)}
+    figures = {
+        "Sharpe Ratio": rng.uniform(-2.5, 2.5),
+        "Return [%]": rng.uniform(-8, 12),
+        "Win Rate [%]": rng.uniform(35, 60),
+        "Max. Drawdown [%]": rng.uniform(1, 15),
+    }
     moved = {k: {**v, **{f: x for f, x in figures.items() if f in v}} for k, v in stats.items()}
     summary = {**next(iter(moved.values()), {}), **figures}
     return {"stats": moved, "summary": summary, **figures}
@@ -899,8 +1136,10 @@ def build_scale_home(home: Path, n: int, cache_base: Path, seed: int = 7) -> dic
         pk = f"r-{stamp}-{i:04x}"
         ids.append(pk)
         expected[pk] = _add_research(b, pk, kind, t_req, md_tmpl, stats, rng)
-    _log(f"building: {len(b.rows)} events, {len(b.runs)} runs, {len(b.shards)} run shards "
-         f"after {time.monotonic() - started:.1f} s; writing")
+    _log(
+        f"building: {len(b.rows)} events, {len(b.runs)} runs, {len(b.shards)} run shards "
+        f"after {time.monotonic() - started:.1f} s; writing"
+    )
     instance.add_dynamic_partitions(research_partitions.name, ids)
     b.write()
     n_events = len(b.rows)
@@ -908,21 +1147,37 @@ def build_scale_home(home: Path, n: int, cache_base: Path, seed: int = 7) -> dic
     b.write_summaries()
     instance.dispose()
     took = time.monotonic() - started
-    summary = {"version": BUILD_VERSION, "researches": n, "events": n_events,
-               "runs": len(b.runs), "run_shards": len(b.shards),
-               "expected": dict(Counter(expected.values())), "build_s": round(took, 1)}
+    summary = {
+        "version": BUILD_VERSION,
+        "researches": n,
+        "events": n_events,
+        "runs": len(b.runs),
+        "run_shards": len(b.shards),
+        "expected": dict(Counter(expected.values())),
+        "build_s": round(took, 1),
+    }
     (home / "expected.json").write_text(json.dumps(expected))
     return summary
 
 
-def _add_research(b: _Builder, pk: str, kind: str, t_req: float, md_tmpl: dict[str, Any],
-                  stats: dict[str, Any], rng: random.Random) -> str:
+def _add_research(
+    b: _Builder,
+    pk: str,
+    kind: str,
+    t_req: float,
+    md_tmpl: dict[str, Any],
+    stats: dict[str, Any],
+    rng: random.Random,
+) -> str:
     """One research's events and runs; returns the status `research status` should show."""
     worker = "gpu" if rng.random() < 0.2 else "cpu"
     if kind == "ui":  # a partition added in the UI: no request, no run yet
         return "queued"
-    request: dict[str, Any] = {"seed": rng.randrange(2**31), "requested_at": t_req,
-                               "worker": worker}
+    request: dict[str, Any] = {
+        "seed": rng.randrange(2**31),
+        "requested_at": t_req,
+        "worker": worker,
+    }
     if rng.random() < 0.3:
         request["brief"] = rng.choice(["BTC trend", "FX mean reversion", "low drawdown gold"])
     if rng.random() < 0.1:
@@ -933,14 +1188,18 @@ def _add_research(b: _Builder, pk: str, kind: str, t_req: float, md_tmpl: dict[s
     S, F = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
     created = t_req + rng.uniform(1, 8)
     if kind == "cancelled_queued":  # cancelled before its run started
-        b.add_run(pk, worker, dg.DagsterRunStatus.CANCELED, created, None,
-                  created + rng.uniform(5, 60))
+        b.add_run(
+            pk, worker, dg.DagsterRunStatus.CANCELED, created, None, created + rng.uniform(5, 60)
+        )
         b.observation(pk, created + 2, {"cancelled_at": created + 2})
         return "cancelled"
     claude = rng.random() < 0.6
     status = {
-        "queued": dg.DagsterRunStatus.QUEUED, "running": dg.DagsterRunStatus.STARTED,
-        "cancelled": dg.DagsterRunStatus.CANCELED, "failed_incomplete": S, "completed": S,
+        "queued": dg.DagsterRunStatus.QUEUED,
+        "running": dg.DagsterRunStatus.STARTED,
+        "cancelled": dg.DagsterRunStatus.CANCELED,
+        "failed_incomplete": S,
+        "completed": S,
         "retried": S,
     }.get(kind, F)
     parent = None
@@ -962,10 +1221,17 @@ def _add_research(b: _Builder, pk: str, kind: str, t_req: float, md_tmpl: dict[s
     b.planned(run_id, pk, created)
     b.run_status(run_id, started, "PIPELINE_START")
     t = started + rng.uniform(2, 6)
-    steps = {"completed": 5, "retried": 5, "rejected_training": 2, "rejected_backtest": 3,
-             "failed_step": rng.choice([1, 2, 3]), "failed_llm": rng.choice([0, 3]),
-             "failed_incomplete": rng.choice([1, 2, 3]), "cancelled": rng.choice([0, 1, 2]),
-             "running": rng.choice([0, 1, 2])}[kind]
+    steps = {
+        "completed": 5,
+        "retried": 5,
+        "rejected_training": 2,
+        "rejected_backtest": 3,
+        "failed_step": rng.choice([1, 2, 3]),
+        "failed_llm": rng.choice([0, 3]),
+        "failed_incomplete": rng.choice([1, 2, 3]),
+        "cancelled": rng.choice([0, 1, 2]),
+        "running": rng.choice([0, 1, 2]),
+    }[kind]
     gate_fail = kind in ("rejected_training", "rejected_backtest")
     for index, asset in enumerate(ASSET_ORDER[:steps]):
         t += rng.uniform(5, 60) if asset == "strategy_spec" and claude else rng.uniform(1, 40)
@@ -973,11 +1239,15 @@ def _add_research(b: _Builder, pk: str, kind: str, t_req: float, md_tmpl: dict[s
         variant: Any = None
         if asset == "strategy_spec":
             variant = "claude" if claude else "offline"
-            values = {"strategy": rng.choice(STRATEGIES), "designer": variant,
-                      **(_usage(rng) if claude else {})}
+            values = {
+                "strategy": rng.choice(STRATEGIES),
+                "designer": variant,
+                **(_usage(rng) if claude else {}),
+            }
         elif asset == "trained_model":
-            values = {k: rng.uniform(0.4, 0.62) for k in ("test_accuracy", "precision",
-                                                          "recall", "f1")}
+            values = {
+                k: rng.uniform(0.4, 0.62) for k in ("test_accuracy", "precision", "recall", "f1")
+            }
             values.update(test_loss=rng.uniform(0.6, 0.8), loss_decrease=rng.uniform(-0.05, 0.4))
         elif asset in ("backtest_report", "lockbox_report"):
             values = _report_values(stats, rng)
@@ -995,27 +1265,50 @@ def _add_research(b: _Builder, pk: str, kind: str, t_req: float, md_tmpl: dict[s
         return "running"
     b.runs[-1]["end_time"] = ended
     b.runs[-1]["update_timestamp"] = _dt(ended)
-    b.run_status(run_id, ended, {S: "PIPELINE_SUCCESS", F: "PIPELINE_FAILURE",
-                                 dg.DagsterRunStatus.CANCELED: "PIPELINE_CANCELED"}[status])
+    b.run_status(
+        run_id,
+        ended,
+        {
+            S: "PIPELINE_SUCCESS",
+            F: "PIPELINE_FAILURE",
+            dg.DagsterRunStatus.CANCELED: "PIPELINE_CANCELED",
+        }[status],
+    )
     if kind == "failed_step":
         step = ASSET_ORDER[steps]
         if rng.random() < 0.5:
-            b.step_failure(run_id, ended - 1, step, "no market data for XAUUSD/4h: add "
-                           "XAUUSD_4h.csv to the market data directory", None)
+            b.step_failure(
+                run_id,
+                ended - 1,
+                step,
+                "no market data for XAUUSD/4h: add XAUUSD_4h.csv to the market data directory",
+                None,
+            )
         else:
-            b.step_failure(run_id, ended - 1, step, "llm_invalid_output: the model did not "
-                           "return a valid spec", "llm_invalid_output")
+            b.step_failure(
+                run_id,
+                ended - 1,
+                step,
+                "llm_invalid_output: the model did not return a valid spec",
+                "llm_invalid_output",
+            )
     elif kind == "failed_llm":
         step = "strategy_spec" if steps == 0 else "assessment"
         # The turns billed by the failed design or assessment (see assets._llm_failure).
         b.observation(pk, ended - 2, {**_usage(rng), "failed": True}, asset=step)
-        b.step_failure(run_id, ended - 1, step, "llm_unavailable: overloaded",
-                       "llm_unavailable")
+        b.step_failure(run_id, ended - 1, step, "llm_unavailable: overloaded", "llm_unavailable")
     elif kind == "cancelled":
         b.observation(pk, ended - 1, {"cancelled_at": ended - 1})
-    return {"completed": "completed", "retried": "completed", "rejected_training": "rejected",
-            "rejected_backtest": "rejected", "failed_step": "failed", "failed_llm": "failed",
-            "failed_incomplete": "failed", "cancelled": "cancelled"}[kind]
+    return {
+        "completed": "completed",
+        "retried": "completed",
+        "rejected_training": "rejected",
+        "rejected_backtest": "rejected",
+        "failed_step": "failed",
+        "failed_llm": "failed",
+        "failed_incomplete": "failed",
+        "cancelled": "cancelled",
+    }[kind]
 
 
 def ensure_scale_home(n: int, cache_dir: Path | None, rebuild: bool) -> tuple[Path, dict]:
@@ -1046,9 +1339,21 @@ def time_cli(home: Path, args: list[str], repeats: int) -> tuple[list[float], di
             started = time.perf_counter()
             # GNU time reports the command's own peak (a child forked from this process, which
             # holds the built instance's templates, would count this process's pages too).
-            proc = subprocess.Popen(["/usr/bin/time", "-f", "max_rss_kb=%M", sys.executable,
-                                     "-m", "research_assets.cli", *args],
-                                    stdout=out, stderr=err, env=env, cwd=str(REPO))
+            proc = subprocess.Popen(
+                [
+                    "/usr/bin/time",
+                    "-f",
+                    "max_rss_kb=%M",
+                    sys.executable,
+                    "-m",
+                    "research_assets.cli",
+                    *args,
+                ],
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=str(REPO),
+            )
             _pid, status, usage = os.wait4(proc.pid, 0)
             times.append(time.perf_counter() - started)
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -1059,8 +1364,9 @@ def time_cli(home: Path, args: list[str], repeats: int) -> tuple[list[float], di
             peak = re.findall(r"max_rss_kb=(\d+)", stderr)
             rss.append(int(peak[-1]) / 1024 if peak else float("nan"))
         if proc.returncode != 0:
-            raise RuntimeError(f"research {' '.join(args)} exited {proc.returncode}: "
-                               f"{stderr[-2000:]}")
+            raise RuntimeError(
+                f"research {' '.join(args)} exited {proc.returncode}: {stderr[-2000:]}"
+            )
         payload = json.loads(stdout.strip().splitlines()[-1])
     payload["_cpu_s"] = cpu
     payload["_max_rss_mb"] = rss
@@ -1093,8 +1399,10 @@ def check_summaries(home: Path, status: dict[str, Any], sample: int = 300) -> in
 def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -> dict:
     started = time.monotonic()
     home, built = ensure_scale_home(n, cache_dir, rebuild)
-    _log(f"part 2: instance with {n} researches at {home} "
-         f"(built in {built['build_s']} s; ready after {time.monotonic() - started:.1f} s)")
+    _log(
+        f"part 2: instance with {n} researches at {home} "
+        f"(built in {built['build_s']} s; ready after {time.monotonic() - started:.1f} s)"
+    )
     # The first `status` on the built instance: the summaries are there (the build wrote them
     # as the research_summaries sensor does), the view's instance mark is not: every research's
     # fingerprint is checked. Timed apart, with its peak memory.
@@ -1107,7 +1415,8 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
     got = {r["id"]: r["status"] for r in status["researches"]}
     mismatches = sum(1 for k, v in expected.items() if got.get(k) != v)
     return {
-        "home": str(home), "built": built,
+        "home": str(home),
+        "built": built,
         "status_latency_s_10k": _r(statistics.median(status_times)),
         "status_times_s": [_r(t) for t in status_times],
         "status_cpu_s": [_r(t) for t in status["_cpu_s"]],
@@ -1144,10 +1453,16 @@ def main() -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached instance")
     parser.add_argument("--skip-run", action="store_true", help="skip part 1")
     parser.add_argument("--skip-scale", action="store_true", help="skip part 2")
-    parser.add_argument("--default-gates", action="store_true",
-                        help="part 1 with the instance's gate thresholds (not opened)")
-    parser.add_argument("--build-only", action="store_true",
-                        help="build (or find) the part 2 instance, print its DAGSTER_HOME, exit")
+    parser.add_argument(
+        "--default-gates",
+        action="store_true",
+        help="part 1 with the instance's gate thresholds (not opened)",
+    )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (or find) the part 2 instance, print its DAGSTER_HOME, exit",
+    )
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.WARNING)
     if args.build_only:
@@ -1156,10 +1471,16 @@ def main() -> int:
         return 0
 
     load_start = tuple(round(x, 1) for x in os.getloadavg())
-    run = None if args.skip_run else run_queued(args.count, args.timeout,
-                                                 open_gates=not args.default_gates)
-    scale = None if args.skip_scale else measure_scale(args.scale, args.cache_dir,
-                                                       args.rebuild, args.repeats)
+    run = (
+        None
+        if args.skip_run
+        else run_queued(args.count, args.timeout, open_gates=not args.default_gates)
+    )
+    scale = (
+        None
+        if args.skip_scale
+        else measure_scale(args.scale, args.cache_dir, args.rebuild, args.repeats)
+    )
     out: dict[str, Any] = {
         "researches": run and run["researches"],
         "completed": run and run["completed"],
@@ -1175,42 +1496,62 @@ def main() -> int:
     }
     if not args.json:
         if run:
-            print(f"queued path: {run['researches']} researches, {run['completed']} reached a "
-                  f"verdict ({run['outcomes']}), {run['runs']} runs ({run['retried']} "
-                  f"researches retried, {run['start_timeouts']} start timeouts), wall "
-                  f"{run['wall_s']} s, throughput {run['throughput_per_hour']}/h")
-            print(f"  overhead per research p50 {run['overhead_s_per_research_p50']} s "
-                  f"(p95 {run['overhead_s_per_research_p95']} s; target < {TARGET_OVERHEAD_S} s)"
-                  f"; counting the run worker's launch: p50 {run['overhead_incl_launch_s_p50']} s")
-            print(f"  parts p50: {run['overhead_parts_s_p50']}; steps p50 "
-                  f"{run['step_time_s_p50']} s, pool wait p50 {run['pool_wait_s_p50']} s, "
-                  f"queue latency p50 {run['queue_latency_s_p50']} s")
-            print(f"  max in progress {run['max_running_by_worker']} (total "
-                  f"{run['max_running_total']}) vs limits {run['limits_by_worker']}: "
-                  f"{'within limits' if run['within_limits'] else 'ABOVE A LIMIT'} "
-                  f"({run['samples']} samples)")
+            print(
+                f"queued path: {run['researches']} researches, {run['completed']} reached a "
+                f"verdict ({run['outcomes']}), {run['runs']} runs ({run['retried']} "
+                f"researches retried, {run['start_timeouts']} start timeouts), wall "
+                f"{run['wall_s']} s, throughput {run['throughput_per_hour']}/h"
+            )
+            print(
+                f"  overhead per research p50 {run['overhead_s_per_research_p50']} s "
+                f"(p95 {run['overhead_s_per_research_p95']} s; target < {TARGET_OVERHEAD_S} s)"
+                f"; counting the run worker's launch: p50 {run['overhead_incl_launch_s_p50']} s"
+            )
+            print(
+                f"  parts p50: {run['overhead_parts_s_p50']}; steps p50 "
+                f"{run['step_time_s_p50']} s, pool wait p50 {run['pool_wait_s_p50']} s, "
+                f"queue latency p50 {run['queue_latency_s_p50']} s"
+            )
+            print(
+                f"  max in progress {run['max_running_by_worker']} (total "
+                f"{run['max_running_total']}) vs limits {run['limits_by_worker']}: "
+                f"{'within limits' if run['within_limits'] else 'ABOVE A LIMIT'} "
+                f"({run['samples']} samples)"
+            )
         if scale:
             built = scale["built"]
-            print(f"scale: {scale['status_researches']} researches ({built['events']} events, "
-                  f"{built['runs']} runs, built in {built['build_s']} s) at {scale['home']}")
-            print(f"  research status --json  {scale['status_latency_s_10k']} s median "
-                  f"{scale['status_times_s']} (target < {TARGET_STATUS_S} s; CPU "
-                  f"{scale['status_cpu_s']} s, peak {scale['status_max_rss_mb']} MB); on an "
-                  f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
-                  f"{scale['status_empty_instance_cpu_s']} s)")
-            print(f"  first research status on the built instance {scale['status_first_s']} s, "
-                  f"CPU {scale['status_first_cpu_s']} s, peak "
-                  f"{scale['status_first_max_rss_mb']} MB (target < {TARGET_FIRST_S} s, "
-                  f"< {TARGET_FIRST_MB} MB); same output as warm: "
-                  f"{scale['first_agrees_with_warm']}")
-            print(f"    outcomes {scale['status_by_outcome']}; mismatches vs expected "
-                  f"{scale['status_mismatches']}; summaries vs statuses derived afresh "
-                  f"(sample): {scale['summaries_vs_fresh_mismatches']} mismatches")
-            print(f"  research metrics --json {scale['metrics_latency_s_10k']} s median "
-                  f"{scale['metrics_times_s']} (target < {TARGET_METRICS_S} s; CPU "
-                  f"{scale['metrics_cpu_s']} s, peak {scale['metrics_max_rss_mb']} MB)")
-        print(f"host: {os.cpu_count()} CPUs, load average {load_start} at start, "
-              f"{tuple(round(x, 1) for x in os.getloadavg())} at end")
+            print(
+                f"scale: {scale['status_researches']} researches ({built['events']} events, "
+                f"{built['runs']} runs, built in {built['build_s']} s) at {scale['home']}"
+            )
+            print(
+                f"  research status --json  {scale['status_latency_s_10k']} s median "
+                f"{scale['status_times_s']} (target < {TARGET_STATUS_S} s; CPU "
+                f"{scale['status_cpu_s']} s, peak {scale['status_max_rss_mb']} MB); on an "
+                f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
+                f"{scale['status_empty_instance_cpu_s']} s)"
+            )
+            print(
+                f"  first research status on the built instance {scale['status_first_s']} s, "
+                f"CPU {scale['status_first_cpu_s']} s, peak "
+                f"{scale['status_first_max_rss_mb']} MB (target < {TARGET_FIRST_S} s, "
+                f"< {TARGET_FIRST_MB} MB); same output as warm: "
+                f"{scale['first_agrees_with_warm']}"
+            )
+            print(
+                f"    outcomes {scale['status_by_outcome']}; mismatches vs expected "
+                f"{scale['status_mismatches']}; summaries vs statuses derived afresh "
+                f"(sample): {scale['summaries_vs_fresh_mismatches']} mismatches"
+            )
+            print(
+                f"  research metrics --json {scale['metrics_latency_s_10k']} s median "
+                f"{scale['metrics_times_s']} (target < {TARGET_METRICS_S} s; CPU "
+                f"{scale['metrics_cpu_s']} s, peak {scale['metrics_max_rss_mb']} MB)"
+            )
+        print(
+            f"host: {os.cpu_count()} CPUs, load average {load_start} at start, "
+            f"{tuple(round(x, 1) for x in os.getloadavg())} at end"
+        )
     print(json.dumps(out))
     return 0
 

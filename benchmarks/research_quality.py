@@ -108,11 +108,27 @@ ALL_KINDS = (*KINDS, "bundled")
 # Where the lockbox starts (the default RESEARCH_LOCKBOX_FRACTION is 0.15).
 LOCKBOX_START = 0.85
 BENCH_ENV = {"RESEARCH_DESIGNER": "offline"}
-OOS_KEYS = ("Sharpe Ratio", "Excess Sharpe", "Buy & Hold Sharpe Ratio", "Excess Return [%]",
-            "# Trades", "Win Rate [%]", "Max. Drawdown [%]", "Exposure Time [%]",
-            "Deflated Sharpe Ratio", "p-value")
-TRAINING_KEYS = ("test_accuracy", "baseline_accuracy", "accuracy_lift", "test_loss",
-                 "label_entropy", "loss_ratio", "loss_decrease")
+OOS_KEYS = (
+    "Sharpe Ratio",
+    "Excess Sharpe",
+    "Buy & Hold Sharpe Ratio",
+    "Excess Return [%]",
+    "# Trades",
+    "Win Rate [%]",
+    "Max. Drawdown [%]",
+    "Exposure Time [%]",
+    "Deflated Sharpe Ratio",
+    "p-value",
+)
+TRAINING_KEYS = (
+    "test_accuracy",
+    "baseline_accuracy",
+    "accuracy_lift",
+    "test_loss",
+    "label_entropy",
+    "loss_ratio",
+    "loss_decrease",
+)
 
 # What the planted signal needs, written by hand (see the module docstring). Costs are what the
 # offline designer charges a stock (designer.market_costs), so the two are comparable.
@@ -120,26 +136,37 @@ REFERENCE_SPEC: dict[str, Any] = {
     "name": "planted_ema_crossover",
     "description": "The 10/40 EMA crossover and the distance from a 20-bar EMA, long or short.",
     "hypothesis": "Trend regimes persist: the sign of the 10/40 EMA spread predicts the next "
-                  "10 bars.",
+    "10 bars.",
     "training_data": {"symbols": list(DEFAULT_SYMBOLS), "timeframes": ["1d"]},
     "indicators": {
         "macd_10_40": {"type": "macd", "fast_period": 10, "slow_period": 40, "signal_period": 9},
         "ema_20": {"type": "ema", "period": 20},
     },
     "fuzzy_sets": {
-        "cross": {"indicator": "macd_10_40.macd",
-                  "below": {"type": "trapezoidal", "parameters": [-1, -1, -0.03, 0]},
-                  "above": {"type": "trapezoidal", "parameters": [0, 0.03, 1, 1]}},
-        "dist": {"indicator": "ema_20",
-                 "below": {"type": "trapezoidal", "parameters": [-1, -1, -0.05, 0]},
-                 "above": {"type": "trapezoidal", "parameters": [0, 0.05, 1, 1]}},
+        "cross": {
+            "indicator": "macd_10_40.macd",
+            "below": {"type": "trapezoidal", "parameters": [-1, -1, -0.03, 0]},
+            "above": {"type": "trapezoidal", "parameters": [0, 0.03, 1, 1]},
+        },
+        "dist": {
+            "indicator": "ema_20",
+            "below": {"type": "trapezoidal", "parameters": [-1, -1, -0.05, 0]},
+            "above": {"type": "trapezoidal", "parameters": [0, 0.05, 1, 1]},
+        },
     },
     "nn_inputs": [{"fuzzy_set": "cross"}, {"fuzzy_set": "dist"}],
-    "model": {"type": "mlp",
-              "architecture": {"hidden_layers": [16], "activation": "relu", "dropout": 0.0}},
-    "training": {"labels": {"source": "forward_return", "horizon": 10, "threshold": 0.0},
-                 "epochs": 30, "learning_rate": 0.003, "batch_size": 256,
-                 "early_stopping": {"enabled": True, "patience": 5}, "seed": 1},
+    "model": {
+        "type": "mlp",
+        "architecture": {"hidden_layers": [16], "activation": "relu", "dropout": 0.0},
+    },
+    "training": {
+        "labels": {"source": "forward_return", "horizon": 10, "threshold": 0.0},
+        "epochs": 30,
+        "learning_rate": 0.003,
+        "batch_size": 256,
+        "early_stopping": {"enabled": True, "patience": 5},
+        "seed": 1,
+    },
     "backtest": {"commission": 0.0005, "slippage": 0.0002},
 }
 
@@ -202,8 +229,7 @@ def reference(kind: str, data_dir: Path) -> dict[str, Any] | None:
 
 
 def _env(home: Path, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GATE_") and k not in DROP_ENV}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_") and k not in DROP_ENV}
     env.update(BENCH_ENV)
     env["DAGSTER_HOME"] = str(home)
     env["MARKET_DATA_DIR"] = str(data_dir)
@@ -214,16 +240,27 @@ def _env(home: Path, data_dir: Path) -> dict[str, str]:
 def research_run(home: Path, data_dir: Path, args: list[str], timeout: float) -> list[str]:
     """``research run ARGS --json`` on ``home``; the ids of its researches. Its progress goes to
     stderr as it comes."""
-    cmd = [sys.executable, "-m", "research_assets.cli", "run", *args, "--json",
-           "--timeout", str(int(timeout))]
-    proc = subprocess.run(cmd, env=_env(home, data_dir), stdout=subprocess.PIPE, text=True,
-                          cwd=str(REPO), check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "research_assets.cli",
+        "run",
+        *args,
+        "--json",
+        "--timeout",
+        str(int(timeout)),
+    ]
+    proc = subprocess.run(
+        cmd, env=_env(home, data_dir), stdout=subprocess.PIPE, text=True, cwd=str(REPO), check=False
+    )
     lines = proc.stdout.strip().splitlines()
     try:
         payload = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        raise RuntimeError(f"`research run` exited {proc.returncode} without its JSON line; "
-                           f"its messages are above (stdout: {proc.stdout[-500:]!r})") from None
+        raise RuntimeError(
+            f"`research run` exited {proc.returncode} without its JSON line; "
+            f"its messages are above (stdout: {proc.stdout[-500:]!r})"
+        ) from None
     if proc.returncode not in (0,) and not payload.get("researches"):
         raise RuntimeError(f"`research run` exited {proc.returncode}: {payload}")
     return [r["id"] for r in payload.get("researches", [])]
@@ -276,8 +313,10 @@ def read_outcomes(home: Path, ids: list[str]) -> list[dict[str, Any]]:
             if s is None:
                 continue
             gates = {}
-            for asset, gate in (("trained_model", "training_gate"),
-                                ("backtest_report", "backtest_gate")):
+            for asset, gate in (
+                ("trained_model", "training_gate"),
+                ("backtest_report", "backtest_gate"),
+            ):
                 md = latest_metadata(instance, asset, research_id)
                 if GATE_DESCRIPTION in md:
                     gates[gate] = md[GATE_DESCRIPTION]
@@ -285,36 +324,49 @@ def read_outcomes(home: Path, ids: list[str]) -> list[dict[str, Any]]:
             ran = [r.end_time - r.start_time for r in mine if r.start_time and r.end_time]
             ends = [r.end_time for r in mine if r.end_time]
             lockbox = lockbox_outcome(s.lockbox)
-            rows.append({
-                "id": s.id,
-                "status": s.status,
-                "reason": s.reason,
-                "gates": dict(s.gates),
-                "gate_description": gates,
-                "verdict": s.verdict,
-                "strategy": s.strategy,
-                "design": _design(s.spec),
-                "training": {k: _r(_finite(s.training.get(k)), 4) for k in TRAINING_KEYS
-                             if k in s.training},
-                "oos": {k: _r(_finite(s.backtest_summary.get(k)), 4) for k in OOS_KEYS
-                        if k in s.backtest_summary},
-                "lockbox_sharpe": _r(lockbox[0], 4) if lockbox else None,
-                "lockbox_excess_return_pct": _r(lockbox[1], 4) if lockbox else None,
-                "wall_s": _r(sum(ran), 2) if ran else None,
-                "wall_incl_queue_s": _r(max(ends) - s.created_at, 2) if ends else None,
-            })
+            rows.append(
+                {
+                    "id": s.id,
+                    "status": s.status,
+                    "reason": s.reason,
+                    "gates": dict(s.gates),
+                    "gate_description": gates,
+                    "verdict": s.verdict,
+                    "strategy": s.strategy,
+                    "design": _design(s.spec),
+                    "training": {
+                        k: _r(_finite(s.training.get(k)), 4)
+                        for k in TRAINING_KEYS
+                        if k in s.training
+                    },
+                    "oos": {
+                        k: _r(_finite(s.backtest_summary.get(k)), 4)
+                        for k in OOS_KEYS
+                        if k in s.backtest_summary
+                    },
+                    "lockbox_sharpe": _r(lockbox[0], 4) if lockbox else None,
+                    "lockbox_excess_return_pct": _r(lockbox[1], 4) if lockbox else None,
+                    "wall_s": _r(sum(ran), 2) if ran else None,
+                    "wall_incl_queue_s": _r(max(ends) - s.created_at, 2) if ends else None,
+                }
+            )
     return rows
 
 
 def summarize_kind(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures of one kind (see the module docstring)."""
-    passed = [r for r in rows if r["gates"].get("training_gate") == "passed"
-              and r["gates"].get("backtest_gate") == "passed"]
+    passed = [
+        r
+        for r in rows
+        if r["gates"].get("training_gate") == "passed"
+        and r["gates"].get("backtest_gate") == "passed"
+    ]
     with_lockbox = [r for r in passed if r["lockbox_sharpe"] is not None]
-    outcomes = [(r["oos"].get("Sharpe Ratio"), r["lockbox_sharpe"],
-                 r["lockbox_excess_return_pct"]) for r in with_lockbox]
-    outcomes = [(o, lb, math.nan if ex is None else ex) for o, lb, ex in outcomes
-                if o is not None]
+    outcomes = [
+        (r["oos"].get("Sharpe Ratio"), r["lockbox_sharpe"], r["lockbox_excess_return_pct"])
+        for r in with_lockbox
+    ]
+    outcomes = [(o, lb, math.nan if ex is None else ex) for o, lb, ex in outcomes if o is not None]
     overfit = overfitting_report(outcomes, trials=len(rows))
     labels = Counter(r["design"].get("labels", {}).get("source") for r in rows if r["design"])
     indicators = Counter(i.split("_")[0] for r in rows for i in r["design"].get("indicators", ()))
@@ -324,16 +376,19 @@ def summarize_kind(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "researches": len(rows),
         "passed_both_gates": len(passed),
         "promising": sum(1 for r in rows if r["verdict"] == "promising"),
-        "lockbox_beats_buy_and_hold": sum(1 for r in with_lockbox
-                                          if (r["lockbox_excess_return_pct"] or 0) > 0),
+        "lockbox_beats_buy_and_hold": sum(
+            1 for r in with_lockbox if (r["lockbox_excess_return_pct"] or 0) > 0
+        ),
         "mean_oos_sharpe": _mean([r["oos"].get("Sharpe Ratio") for r in passed]),
         "mean_lockbox_sharpe": _mean([r["lockbox_sharpe"] for r in passed]),
-        "mean_lockbox_excess_return_pct": _mean([r["lockbox_excess_return_pct"] for r in passed],
-                                                2),
+        "mean_lockbox_excess_return_pct": _mean(
+            [r["lockbox_excess_return_pct"] for r in passed], 2
+        ),
         "rank_corr_oos_lockbox": overfit["rank_corr_oos_lockbox"],
         "research_wall_s_p50": _r(percentile([r["wall_s"] for r in rows if r["wall_s"]], 50), 1),
-        "research_wall_incl_queue_s_p50": _r(percentile(
-            [r["wall_incl_queue_s"] for r in rows if r["wall_incl_queue_s"]], 50), 1),
+        "research_wall_incl_queue_s_p50": _r(
+            percentile([r["wall_incl_queue_s"] for r in rows if r["wall_incl_queue_s"]], 50), 1
+        ),
         "outcomes": dict(Counter(r["status"] for r in rows)),
         "rejections": dict(rejections.most_common()),
         **({"failures": dict(failures.most_common())} if failures else {}),
@@ -341,13 +396,16 @@ def summarize_kind(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "all_mean_oos_sharpe": _mean([r["oos"].get("Sharpe Ratio") for r in rows]),
         "all_mean_oos_excess_sharpe": _mean([r["oos"].get("Excess Sharpe") for r in rows]),
         "all_mean_accuracy_lift": _mean([r["training"].get("accuracy_lift") for r in rows], 4),
-        "designs": {"labels": dict(labels.most_common()),
-                    "indicators": dict(indicators.most_common())},
+        "designs": {
+            "labels": dict(labels.most_common()),
+            "indicators": dict(indicators.most_common()),
+        },
     }
 
 
-def run_kind(kind: str, n: int, seed: int, data_dir: Path, root: Path, timeout: float,
-             reference_spec: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_kind(
+    kind: str, n: int, seed: int, data_dir: Path, root: Path, timeout: float, reference_spec: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     home = root / kind / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
@@ -363,22 +421,31 @@ def run_kind(kind: str, n: int, seed: int, data_dir: Path, root: Path, timeout: 
         spec_file = root / "reference_spec.yaml"
         spec_file.write_text(yaml.safe_dump(REFERENCE_SPEC, sort_keys=False))
         _log(f"{kind}: the hand-written reference spec, once, after the designer's researches")
-        ref_ids = research_run(home, data_dir, ["--count", "1", "--spec", str(spec_file)],
-                               timeout)
+        ref_ids = research_run(home, data_dir, ["--count", "1", "--spec", str(spec_file)], timeout)
         ref_rows = read_outcomes(home, ref_ids)
         if ref_rows:
             ref = ref_rows[0]
             ref["kind"] = f"{kind}:reference_spec"
             summary["reference_spec"] = {
-                k: ref[k] for k in ("status", "reason", "gate_description", "verdict", "training",
-                                    "oos", "lockbox_sharpe", "lockbox_excess_return_pct",
-                                    "wall_s")
+                k: ref[k]
+                for k in (
+                    "status",
+                    "reason",
+                    "gate_description",
+                    "verdict",
+                    "training",
+                    "oos",
+                    "lockbox_sharpe",
+                    "lockbox_excess_return_pct",
+                    "wall_s",
+                )
             }
             rows.append(ref)
     return summary, rows
 
 
 # -- diagnosis: the designer's specs in-process, every failing check -------------------------
+
 
 # (name, change to REFERENCE_SPEC): what the planted signal needs, varied one thing at a time.
 def _labels(**labels: Any) -> Any:
@@ -405,8 +472,10 @@ VARIANTS: tuple[tuple[str, Any], ...] = (
     ("reference: fwd 0/10, 4 symbols", lambda d: None),
     ("labels fwd 0/5", _labels(source="forward_return", horizon=5, threshold=0.0)),
     ("labels fwd 0/20", _labels(source="forward_return", horizon=20, threshold=0.0)),
-    ("labels fwd 0.01/10 (dead zone)", _labels(source="forward_return", horizon=10,
-                                               threshold=0.01)),
+    (
+        "labels fwd 0.01/10 (dead zone)",
+        _labels(source="forward_return", horizon=10, threshold=0.01),
+    ),
     ("labels zigzag 0.03/10", _labels(source="zigzag", threshold=0.03, lookahead=10)),
     ("confidence threshold 0.55", _threshold(0.55)),
     ("confidence threshold 0.65", _threshold(0.65)),
@@ -449,8 +518,9 @@ def evaluate_spec(spec: Any, data_dir: Path, history: Any) -> dict[str, Any]:
         **row,
         "training": {k: _r(_finite(metrics.get(k)), 4) for k in TRAINING_KEYS if k in metrics},
         "oos": {k: _r(_finite(report.summary.get(k)), 4) for k in OOS_KEYS},
-        "oos_sharpe_by_dataset": {k: _r(_finite(v.get("Sharpe Ratio")), 3)
-                                  for k, v in report.stats.items()},
+        "oos_sharpe_by_dataset": {
+            k: _r(_finite(v.get("Sharpe Ratio")), 3) for k, v in report.stats.items()
+        },
         "trials": report.trials.count,
         "training_fails": _failing(training),
         "backtest_fails": _failing(backtest),
@@ -485,8 +555,9 @@ def _diagnosis_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def diagnose(kind: str, data_dir: Path, n: int, seed: int
-             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def diagnose(
+    kind: str, data_dir: Path, n: int, seed: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from research_assets.core.data import list_datasets
     from research_assets.core.designer import DesignRequest, OfflineDesigner
     from research_assets.core.memory import ResearchMemory
@@ -498,7 +569,8 @@ def diagnose(kind: str, data_dir: Path, n: int, seed: int
     sharpes: list[float] = []
     for i in range(n):
         design = OfflineDesigner().design(
-            DesignRequest(f"diagnose-{seed + i}", seed + i), ResearchMemory([]), datasets)
+            DesignRequest(f"diagnose-{seed + i}", seed + i), ResearchMemory([]), datasets
+        )
         row = evaluate_spec(design.spec, data_dir, TrialHistory(i, tuple(sharpes)))
         row.update(kind=kind, id=f"seed {seed + i}")
         sharpe = row.get("oos", {}).get("Sharpe Ratio")
@@ -512,15 +584,20 @@ def diagnose(kind: str, data_dir: Path, n: int, seed: int
         for name, change in VARIANTS:
             data = json.loads(json.dumps(REFERENCE_SPEC))
             change(data)
-            row = evaluate_spec(StrategySpec.from_dict(data), data_dir,
-                                TrialHistory(n, tuple(sharpes)))
+            row = evaluate_spec(
+                StrategySpec.from_dict(data), data_dir, TrialHistory(n, tuple(sharpes))
+            )
             row.update(kind=f"{kind}:variant", id=name)
             variants.append(row)
             _log(f"{kind} {name}: {_diagnosis_line(row)}")
         summary["reference_variants"] = {
-            r["id"]: {"oos_sharpe": r.get("oos", {}).get("Sharpe Ratio"),
-                      "fails": r["training_fails"] + r["backtest_fails"],
-                      "lockbox_sharpe": r.get("lockbox_sharpe")} for r in variants}
+            r["id"]: {
+                "oos_sharpe": r.get("oos", {}).get("Sharpe Ratio"),
+                "fails": r["training_fails"] + r["backtest_fails"],
+                "lockbox_sharpe": r.get("lockbox_sharpe"),
+            }
+            for r in variants
+        }
         rows.extend(variants)
     return summary, rows
 
@@ -530,30 +607,51 @@ def _diagnosis_line(r: dict[str, Any]) -> str:
         return f"error: {r['error']}"
     o, t = r["oos"], r["training"]
     fails = r["training_fails"] + (r["backtest_fails"] if not r["training_fails"] else [])
-    return (f"{','.join(r['design'].get('indicators', []))} x{len(r['design']['symbols'])} "
-            f"{_label_text(r['design']['labels'])} ct {r['design']['confidence_threshold']}: "
-            f"lift {_fmt(t.get('accuracy_lift'), 3)}, loss ratio {_fmt(t.get('loss_ratio'), 3)}, "
-            f"sharpe {_fmt(o.get('Sharpe Ratio'))} by dataset "
-            f"{[v for v in r['oos_sharpe_by_dataset'].values()]}, excess "
-            f"{_fmt(o.get('Excess Sharpe'))}, trades {_fmt(o.get('# Trades'), 0)}, win "
-            f"{_fmt(o.get('Win Rate [%]'), 0)}%, dd {_fmt(o.get('Max. Drawdown [%]'), 0)}%, "
-            f"p {_fmt(o.get('p-value'), 3)}, DSR {_fmt(o.get('Deflated Sharpe Ratio'))} over "
-            f"{r['trials']} trials; lockbox {_fmt(r['lockbox_sharpe'])}: "
-            f"{', '.join(fails) or 'passes both gates'}")
+    return (
+        f"{','.join(r['design'].get('indicators', []))} x{len(r['design']['symbols'])} "
+        f"{_label_text(r['design']['labels'])} ct {r['design']['confidence_threshold']}: "
+        f"lift {_fmt(t.get('accuracy_lift'), 3)}, loss ratio {_fmt(t.get('loss_ratio'), 3)}, "
+        f"sharpe {_fmt(o.get('Sharpe Ratio'))} by dataset "
+        f"{[v for v in r['oos_sharpe_by_dataset'].values()]}, excess "
+        f"{_fmt(o.get('Excess Sharpe'))}, trades {_fmt(o.get('# Trades'), 0)}, win "
+        f"{_fmt(o.get('Win Rate [%]'), 0)}%, dd {_fmt(o.get('Max. Drawdown [%]'), 0)}%, "
+        f"p {_fmt(o.get('p-value'), 3)}, DSR {_fmt(o.get('Deflated Sharpe Ratio'))} over "
+        f"{r['trials']} trials; lockbox {_fmt(r['lockbox_sharpe'])}: "
+        f"{', '.join(fails) or 'passes both gates'}"
+    )
 
 
 def render_diagnosis(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    out = [_reference_table(result),
-           "Offline-designer specs from an empty memory, in-process, default gates (every "
-           "failing check; backtest checks where training passed):\n"]
-    out.append(_table(
-        ["data", "specs", "pass training", "pass both", "no trades", "check fails (any)",
-         "only failing check"],
-        [[k, str(v["specs"]), str(v["passed_training_gate"]), str(v["passed_both_gates"]),
-          str(v["no_trades_after_training"]),
-          ", ".join(f"{n} {c}" for c, n in v["check_fails"].items()) or "-",
-          ", ".join(f"{n} {c}" for c, n in v["only_failing_check"].items()) or "-"]
-         for k, v in result.items()]))
+    out = [
+        _reference_table(result),
+        "Offline-designer specs from an empty memory, in-process, default gates (every "
+        "failing check; backtest checks where training passed):\n",
+    ]
+    out.append(
+        _table(
+            [
+                "data",
+                "specs",
+                "pass training",
+                "pass both",
+                "no trades",
+                "check fails (any)",
+                "only failing check",
+            ],
+            [
+                [
+                    k,
+                    str(v["specs"]),
+                    str(v["passed_training_gate"]),
+                    str(v["passed_both_gates"]),
+                    str(v["no_trades_after_training"]),
+                    ", ".join(f"{n} {c}" for c, n in v["check_fails"].items()) or "-",
+                    ", ".join(f"{n} {c}" for c, n in v["only_failing_check"].items()) or "-",
+                ]
+                for k, v in result.items()
+            ],
+        )
+    )
     out.append("\nEvery spec:\n")
     out.extend(f"  {r['kind']} {r['id']}: {_diagnosis_line(r)}\n" for r in rows)
     return "".join(out)
@@ -572,34 +670,82 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in [header, *rows]) + "\n"
+    return (
+        "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        )
+        + "\n"
+    )
 
 
 def _reference_table(result: dict[str, dict[str, Any]]) -> str:
-    refs = [[k, _fmt(v["reference"]["rule_sharpe"]), _fmt(v["reference"]["buy_and_hold_sharpe"]),
-             _fmt(v["reference"]["excess_sharpe"]),
-             _fmt(v["reference"]["rule_sharpe_last_15pct"]),
-             _fmt(v["reference"]["excess_sharpe_last_15pct"])]
-            for k, v in result.items() if v.get("reference")]
+    refs = [
+        [
+            k,
+            _fmt(v["reference"]["rule_sharpe"]),
+            _fmt(v["reference"]["buy_and_hold_sharpe"]),
+            _fmt(v["reference"]["excess_sharpe"]),
+            _fmt(v["reference"]["rule_sharpe_last_15pct"]),
+            _fmt(v["reference"]["excess_sharpe_last_15pct"]),
+        ]
+        for k, v in result.items()
+        if v.get("reference")
+    ]
     if not refs:
         return ""
-    return ("The planted rule (EMA 10/40 crossover, long/short, before costs), mean over the "
-            "symbols:\n" + _table(["data", "rule sharpe", "buy&hold sharpe", "excess sharpe",
-                                   "last 15%: rule", "last 15%: excess"], refs) + "\n")
+    return (
+        "The planted rule (EMA 10/40 crossover, long/short, before costs), mean over the "
+        "symbols:\n"
+        + _table(
+            [
+                "data",
+                "rule sharpe",
+                "buy&hold sharpe",
+                "excess sharpe",
+                "last 15%: rule",
+                "last 15%: excess",
+            ],
+            refs,
+        )
+        + "\n"
+    )
 
 
 def render(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     out = [_reference_table(result)]
-    header = ["data", "researches", "passed both", "promising", "lockbox > b&h", "mean oos sharpe",
-              "mean lockbox sharpe", "mean lockbox excess %", "rank corr", "wall s p50"]
-    out.append(_table(header, [[
-        k, str(v["researches"]), str(v["passed_both_gates"]), str(v["promising"]),
-        f"{v['lockbox_beats_buy_and_hold']} of {v['passed_both_gates']}",
-        _fmt(v["mean_oos_sharpe"]), _fmt(v["mean_lockbox_sharpe"]),
-        _fmt(v["mean_lockbox_excess_return_pct"]), _fmt(v["rank_corr_oos_lockbox"]),
-        _fmt(v["research_wall_s_p50"], 1),
-    ] for k, v in result.items()]))
+    header = [
+        "data",
+        "researches",
+        "passed both",
+        "promising",
+        "lockbox > b&h",
+        "mean oos sharpe",
+        "mean lockbox sharpe",
+        "mean lockbox excess %",
+        "rank corr",
+        "wall s p50",
+    ]
+    out.append(
+        _table(
+            header,
+            [
+                [
+                    k,
+                    str(v["researches"]),
+                    str(v["passed_both_gates"]),
+                    str(v["promising"]),
+                    f"{v['lockbox_beats_buy_and_hold']} of {v['passed_both_gates']}",
+                    _fmt(v["mean_oos_sharpe"]),
+                    _fmt(v["mean_lockbox_sharpe"]),
+                    _fmt(v["mean_lockbox_excess_return_pct"]),
+                    _fmt(v["rank_corr_oos_lockbox"]),
+                    _fmt(v["research_wall_s_p50"], 1),
+                ]
+                for k, v in result.items()
+            ],
+        )
+    )
     out.append("\nRejections by reason:\n")
     for k, v in result.items():
         reasons = ", ".join(f"{n} {r}" for r, n in v["rejections"].items()) or "none"
@@ -616,22 +762,55 @@ def render(result: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> str
                 + f"; oos sharpe {_fmt(oos.get('Sharpe Ratio'))}, excess sharpe "
                 f"{_fmt(oos.get('Excess Sharpe'))}, trades {_fmt(oos.get('# Trades'), 0)}, "
                 f"DSR {_fmt(oos.get('Deflated Sharpe Ratio'))}, p {_fmt(oos.get('p-value'), 3)}; "
-                f"lockbox sharpe {_fmt(ref['lockbox_sharpe'])}\n")
+                f"lockbox sharpe {_fmt(ref['lockbox_sharpe'])}\n"
+            )
             for gate, text in ref["gate_description"].items():
                 out.append(f"      {gate}: {text}\n")
     out.append("\nEvery research:\n")
-    out.append(_table(
-        ["data", "research", "status", "design", "labels", "lift", "loss ratio", "oos sharpe",
-         "excess", "trades", "win%", "dsr", "p", "lockbox", "s", "why"],
-        [[r["kind"], r["id"], r["status"],
-          ",".join(r["design"].get("indicators", [])) + f" x{len(r['design'].get('symbols', []))}",
-          _label_text(r["design"].get("labels", {})),
-          _fmt(r["training"].get("accuracy_lift"), 3), _fmt(r["training"].get("loss_ratio"), 3),
-          _fmt(r["oos"].get("Sharpe Ratio")), _fmt(r["oos"].get("Excess Sharpe")),
-          _fmt(r["oos"].get("# Trades"), 0), _fmt(r["oos"].get("Win Rate [%]"), 0),
-          _fmt(r["oos"].get("Deflated Sharpe Ratio")), _fmt(r["oos"].get("p-value"), 3),
-          _fmt(r["lockbox_sharpe"]), _fmt(r["wall_s"], 0),
-          _why(r)] for r in rows]))
+    out.append(
+        _table(
+            [
+                "data",
+                "research",
+                "status",
+                "design",
+                "labels",
+                "lift",
+                "loss ratio",
+                "oos sharpe",
+                "excess",
+                "trades",
+                "win%",
+                "dsr",
+                "p",
+                "lockbox",
+                "s",
+                "why",
+            ],
+            [
+                [
+                    r["kind"],
+                    r["id"],
+                    r["status"],
+                    ",".join(r["design"].get("indicators", []))
+                    + f" x{len(r['design'].get('symbols', []))}",
+                    _label_text(r["design"].get("labels", {})),
+                    _fmt(r["training"].get("accuracy_lift"), 3),
+                    _fmt(r["training"].get("loss_ratio"), 3),
+                    _fmt(r["oos"].get("Sharpe Ratio")),
+                    _fmt(r["oos"].get("Excess Sharpe")),
+                    _fmt(r["oos"].get("# Trades"), 0),
+                    _fmt(r["oos"].get("Win Rate [%]"), 0),
+                    _fmt(r["oos"].get("Deflated Sharpe Ratio")),
+                    _fmt(r["oos"].get("p-value"), 3),
+                    _fmt(r["lockbox_sharpe"]),
+                    _fmt(r["wall_s"], 0),
+                    _why(r),
+                ]
+                for r in rows
+            ],
+        )
+    )
     return "".join(out)
 
 
@@ -646,27 +825,40 @@ def _why(row: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true",
-                        help="print only the JSON line on stdout (the tables go to stderr)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the JSON line on stdout (the tables go to stderr)",
+    )
     parser.add_argument("--researches", type=int, default=24, help="researches per kind")
-    parser.add_argument("--kinds", default=",".join(ALL_KINDS),
-                        help=f"comma-separated, of {', '.join(ALL_KINDS)}")
+    parser.add_argument(
+        "--kinds", default=",".join(ALL_KINDS), help=f"comma-separated, of {', '.join(ALL_KINDS)}"
+    )
     parser.add_argument("--seed", type=int, default=0, help="designer seed of the first research")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic series")
     parser.add_argument("--timeout", type=float, default=7200, help="seconds per kind")
-    parser.add_argument("--details", type=Path, default=None,
-                        help="write every research's design and figures to this JSON file")
+    parser.add_argument(
+        "--details",
+        type=Path,
+        default=None,
+        help="write every research's design and figures to this JSON file",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the instances and data")
-    parser.add_argument("--no-reference-spec", action="store_true",
-                        help="skip the hand-written reference spec")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="in-process: the designer's specs and every failing gate check")
+    parser.add_argument(
+        "--no-reference-spec", action="store_true", help="skip the hand-written reference spec"
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="in-process: the designer's specs and every failing gate check",
+    )
     args = parser.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in ALL_KINDS]
     if unknown or not kinds:
-        parser.error(f"--kinds: {', '.join(unknown) or 'none given'}; choose from "
-                     f"{', '.join(ALL_KINDS)}")
+        parser.error(
+            f"--kinds: {', '.join(unknown) or 'none given'}; choose from {', '.join(ALL_KINDS)}"
+        )
     if args.researches < 1:
         parser.error("--researches must be at least 1")
 
@@ -679,8 +871,15 @@ def main() -> int:
             if args.diagnose:
                 summary, rows = diagnose(kind, data_dir, args.researches, args.seed)
             else:
-                summary, rows = run_kind(kind, args.researches, args.seed, data_dir, root,
-                                         args.timeout, not args.no_reference_spec)
+                summary, rows = run_kind(
+                    kind,
+                    args.researches,
+                    args.seed,
+                    data_dir,
+                    root,
+                    args.timeout,
+                    not args.no_reference_spec,
+                )
             summary["reference"] = reference(kind, data_dir)
             result[kind] = summary
             every.extend(rows)
@@ -695,8 +894,7 @@ def main() -> int:
         _log(f"details of {len(every)} researches in {args.details}")
     folds = os.environ.get("RESEARCH_WALK_FORWARD_FOLDS", "default")
     rendered = render_diagnosis(result, every) if args.diagnose else render(result, every)
-    text = (rendered
-            + f"\n(walk-forward folds: {folds}; load {os.getloadavg()[0]:.1f})\n")
+    text = rendered + f"\n(walk-forward folds: {folds}; load {os.getloadavg()[0]:.1f})\n"
     (sys.stderr if args.json else sys.stdout).write(text)
     sys.stdout.write(json.dumps(result, allow_nan=False, default=str) + "\n")
     return 0

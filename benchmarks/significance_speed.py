@@ -43,21 +43,28 @@ def main() -> None:
     close = bars["close"].to_numpy()
     market = np.diff(close) / close[:-1]
     p_value = random_timing_p_value(positions[1:], market, nulls=NULLS)
-    nulls_s = best_time(lambda: random_timing_p_value(positions[1:], market, nulls=NULLS),
-                        args.repeats)
+    nulls_s = best_time(
+        lambda: random_timing_p_value(positions[1:], market, nulls=NULLS), args.repeats
+    )
     ppy = periods_per_year(bars.index)
     equity = result.equity.to_numpy()
     stats = benchmark_stats(equity, close, positions, ppy, trials=20, sharpe_variance=0.5)
-    all_s = best_time(lambda: benchmark_stats(equity, close, positions, ppy, trials=20,
-                                              sharpe_variance=0.5), args.repeats)
+    all_s = best_time(
+        lambda: benchmark_stats(equity, close, positions, ppy, trials=20, sharpe_variance=0.5),
+        args.repeats,
+    )
     parts = []
     for symbol in ("BTCUSD", "EURUSD"):
         b = load_bars(symbol, "1h")
         r = run_backtest(b, sma_signals(b["close"], 10, 30))
-        parts.append(PooledSeries(b.index, r.equity.to_numpy(), b["close"].to_numpy(),
-                                  r.positions.to_numpy()))
-    pooled_s = best_time(lambda: pooled_significance(parts, trials=20, sharpe_variance=0.5),
-                         args.repeats)
+        parts.append(
+            PooledSeries(
+                b.index, r.equity.to_numpy(), b["close"].to_numpy(), r.positions.to_numpy()
+            )
+        )
+    pooled_s = best_time(
+        lambda: pooled_significance(parts, trials=20, sharpe_variance=0.5), args.repeats
+    )
     out = {
         "bars": len(bars),
         "trades": int(result.stats["# Trades"]),
@@ -70,11 +77,14 @@ def main() -> None:
         "pooled_two_datasets_s": round(pooled_s, 4),
     }
     if not args.json:
-        print(f"{NULLS} random timings on {len(bars):,} bars ({out['trades']} trades): "
-              f"{nulls_s * 1000:.1f} ms (target < {TARGET_S:.0f} s); p-value {p_value:.3f}")
+        print(
+            f"{NULLS} random timings on {len(bars):,} bars ({out['trades']} trades): "
+            f"{nulls_s * 1000:.1f} ms (target < {TARGET_S:.0f} s); p-value {p_value:.3f}"
+        )
         print(f"every benchmark statistic of one backtest: {all_s * 1000:.1f} ms")
-        print(f"pooled PSR, DSR and p-value ({NULLS} nulls) of two datasets: "
-              f"{pooled_s * 1000:.1f} ms")
+        print(
+            f"pooled PSR, DSR and p-value ({NULLS} nulls) of two datasets: {pooled_s * 1000:.1f} ms"
+        )
     print(json.dumps(out))
 
 

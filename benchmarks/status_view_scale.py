@@ -52,9 +52,22 @@ def build(source: str, home: Path, n: int) -> None:
 
 def run(home: Path, *args: str) -> str:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    proc = subprocess.run(["/usr/bin/time", "-f", "%e s wall, %U+%S s CPU, %M KB peak",
-                           sys.executable, "-m", "research_assets.cli", *args],
-                          capture_output=True, text=True, env=env, cwd=str(REPO), check=True)
+    proc = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "%e s wall, %U+%S s CPU, %M KB peak",
+            sys.executable,
+            "-m",
+            "research_assets.cli",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        check=True,
+    )
     return proc.stderr.strip().splitlines()[-1]
 
 

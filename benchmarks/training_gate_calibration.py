@@ -62,8 +62,7 @@ CHECKS = (
 )
 # Gates made of several checks, each check as in CHECKS.
 COMBINED = (
-    ("seeds' three", ("seed: accuracy >= 0.45", "seed: loss <= 0.8",
-                      "seed: loss decrease >= 0.2")),
+    ("seeds' three", ("seed: accuracy >= 0.45", "seed: loss <= 0.8", "seed: loss decrease >= 0.2")),
     ("lift>=0, ratio<=1", ("lift >= 0", "loss ratio <= 1")),
     ("lift>0, ratio<=1", ("lift > 0", "loss ratio <= 1")),
     ("lift>=0.005, ratio<=1", ("lift >= 0.005", "loss ratio <= 1")),
@@ -77,8 +76,7 @@ QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 def _passes(value: float, comparison: str, threshold: float) -> bool:
     if not math.isfinite(value):
         return False
-    return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold}[
-        comparison]
+    return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold}[comparison]
 
 
 def _classes(balance: dict[str, float]) -> int:
@@ -92,8 +90,7 @@ def _train_one(job: tuple[str, str | None, int]) -> dict:
     warnings.filterwarnings("ignore")
     directory = Path(data_dir) if data_dir else None
     datasets = list_datasets(directory)
-    design = OfflineDesigner().design(DesignRequest(f"cal{seed}", seed), ResearchMemory(),
-                                      datasets)
+    design = OfflineDesigner().design(DesignRequest(f"cal{seed}", seed), ResearchMemory(), datasets)
     spec = design.spec
     start = time.perf_counter()
     try:
@@ -104,9 +101,15 @@ def _train_one(job: tuple[str, str | None, int]) -> dict:
     row = {f: float(metrics.as_dict()[f]) for f in FIGURES}
     labels = spec.training.labels
     return {
-        "kind": kind, "seed": seed, "spec": spec.name, "labels": labels.source,
-        "classes": _classes(metrics.class_balance), "datasets": len(spec.dataset_keys()),
-        "test_samples": metrics.test_samples, "train_s": time.perf_counter() - start, **row,
+        "kind": kind,
+        "seed": seed,
+        "spec": spec.name,
+        "labels": labels.source,
+        "classes": _classes(metrics.class_balance),
+        "datasets": len(spec.dataset_keys()),
+        "test_samples": metrics.test_samples,
+        "train_s": time.perf_counter() - start,
+        **row,
     }
 
 
@@ -114,13 +117,17 @@ def _summary(rows: list[dict]) -> dict:
     out: dict = {"models": len(rows)}
     for f in FIGURES:
         values = np.array([r[f] for r in rows if math.isfinite(r[f])])
-        out[f] = ({f"p{round(q * 100)}": round(float(np.quantile(values, q)), 4)
-                   for q in QUANTILES} if len(values) else {})
+        out[f] = (
+            {f"p{round(q * 100)}": round(float(np.quantile(values, q)), 4) for q in QUANTILES}
+            if len(values)
+            else {}
+        )
     passes = {label: [_passes(r[f], c, t) for r in rows] for label, f, c, t in CHECKS}
     rates = {label: round(float(np.mean(p)), 3) for label, p in passes.items()}
     for label, parts in COMBINED:
-        rates[label] = round(float(np.mean([all(passes[p][i] for p in parts)
-                                            for i in range(len(rows))])), 3)
+        rates[label] = round(
+            float(np.mean([all(passes[p][i] for p in parts) for i in range(len(rows))])), 3
+        )
     out["pass_rate"] = rates
     # a model that predicts one class only has the majority's accuracy: a lift of 0 (rounding
     # aside); is it rejected?
@@ -142,13 +149,19 @@ def _print_table(title: str, groups: dict[str, list[dict]]) -> None:
             q = summaries[n][f]
             cells.append(f"{q['p10']:.3f}/{q['p50']:.3f}/{q['p90']:.3f}" if q else "-")
         print(f"{f + ' p10/p50/p90':30}" + "".join(f"{c:>22}" for c in cells))
-    print(f"{'one-class models (<= 1 ratio)':30}" + "".join(
-        f"{summaries[n]['one_class_models']:>18} ({summaries[n]['one_class_loss_ratio_le_1']})"
-        for n in names))
+    print(
+        f"{'one-class models (<= 1 ratio)':30}"
+        + "".join(
+            f"{summaries[n]['one_class_models']:>18} ({summaries[n]['one_class_loss_ratio_le_1']})"
+            for n in names
+        )
+    )
     labels = [c[0] for c in CHECKS] + [c[0] for c in COMBINED]
     for label in labels:
-        print(f"{'pass ' + label:30}"
-              + "".join(f"{summaries[n]['pass_rate'][label]:>22.0%}" for n in names))
+        print(
+            f"{'pass ' + label:30}"
+            + "".join(f"{summaries[n]['pass_rate'][label]:>22.0%}" for n in names)
+        )
 
 
 def main() -> None:
@@ -182,19 +195,27 @@ def main() -> None:
     failed = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
     if not quiet:
-        print(f"{len(rows)} models trained in {wall:.0f} s ({len(failed)} specs left out: "
-              "could not be trained on their data)", file=sys.stderr if quiet else sys.stdout)
+        print(
+            f"{len(rows)} models trained in {wall:.0f} s ({len(failed)} specs left out: "
+            "could not be trained on their data)",
+            file=sys.stderr if quiet else sys.stdout,
+        )
         for r in failed:
             print(f"  left out: {r['kind']} {r['spec']}: {r['error']}")
         by_kind = {k: [r for r in rows if r["kind"] == k] for k in kinds}
         _print_table("by kind of data (all labels)", by_kind)
         for classes in (2, 3):
-            groups = {k: [r for r in rows if r["kind"] == k and r["classes"] == classes]
-                      for k in kinds}
+            groups = {
+                k: [r for r in rows if r["kind"] == k and r["classes"] == classes] for k in kinds
+            }
             _print_table(f"{classes}-class labels", {k: v for k, v in groups.items() if v})
 
-    result: dict = {"folds": int(os.environ["RESEARCH_WALK_FORWARD_FOLDS"]),
-                    "specs_per_kind": args.specs, "seed": args.seed, "wall_s": round(wall, 1)}
+    result: dict = {
+        "folds": int(os.environ["RESEARCH_WALK_FORWARD_FOLDS"]),
+        "specs_per_kind": args.specs,
+        "seed": args.seed,
+        "wall_s": round(wall, 1),
+    }
     for kind in kinds:
         result[kind] = {"all": _summary([r for r in rows if r["kind"] == kind])}
         for classes in (2, 3):

@@ -29,8 +29,11 @@ from research_assets.core.names import BACKTEST_GATE, FINAL_STATUSES, TRAINING_G
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 # A trigger that is refused: each reason has its own exit code.
 EXIT_BUDGET_EXHAUSTED, EXIT_AT_CAPACITY, EXIT_QUEUE_FULL = 3, 4, 5
-REFUSAL_EXIT_CODES = {"budget_exhausted": EXIT_BUDGET_EXHAUSTED,
-                      "at_capacity": EXIT_AT_CAPACITY, "queue_full": EXIT_QUEUE_FULL}
+REFUSAL_EXIT_CODES = {
+    "budget_exhausted": EXIT_BUDGET_EXHAUSTED,
+    "at_capacity": EXIT_AT_CAPACITY,
+    "queue_full": EXIT_QUEUE_FULL,
+}
 # Commands that read, print and exit within seconds. They allocate much (Dagster's imports, a
 # status per research) and leave little garbage in cycles: they run without the cyclic
 # collector, whose passes cost them a tenth to a sixth of their time and free nothing that exit
@@ -120,25 +123,50 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run N researches to the end and print a leaderboard")
     run.add_argument("--count", type=_positive_int, default=3, help="researches to run (default 3)")
-    run.add_argument("--seed", type=_non_negative_int, default=None,
-                     help="seed of the first research; the next ones use seed+1, seed+2, ...")
+    run.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=None,
+        help="seed of the first research; the next ones use seed+1, seed+2, ...",
+    )
     run.add_argument("--brief", default=None, help="a research brief passed to the designer")
-    run.add_argument("--spec", default=None, metavar="FILE",
-                     help="research this strategy spec (YAML) instead of designing one")
-    run.add_argument("--worker", choices=["cpu", "gpu"], default="cpu",
-                     help="worker class of these researches (default cpu)")
-    run.add_argument("--timeout", type=_positive_int, default=None, metavar="SECONDS",
-                     help="give up waiting after this long (researches stay queued)")
+    run.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE",
+        help="research this strategy spec (YAML) instead of designing one",
+    )
+    run.add_argument(
+        "--worker",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="worker class of these researches (default cpu)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_int,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting after this long (researches stay queued)",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     run.set_defaults(func=cmd_run)
 
     trigger = sub.add_parser("trigger", help="add a research partition and print its id")
     trigger.add_argument("--brief", default=None, help="a research brief passed to the designer")
     trigger.add_argument("--seed", type=_non_negative_int, default=None, help="designer seed")
-    trigger.add_argument("--spec", default=None, metavar="FILE",
-                         help="research this strategy spec (YAML) instead of designing one")
-    trigger.add_argument("--worker", choices=["cpu", "gpu"], default="cpu",
-                         help="worker class whose run limit this research counts against")
+    trigger.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE",
+        help="research this strategy spec (YAML) instead of designing one",
+    )
+    trigger.add_argument(
+        "--worker",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="worker class whose run limit this research counts against",
+    )
     trigger.add_argument("--json", action="store_true", help="print one JSON object")
     trigger.set_defaults(func=cmd_trigger)
 
@@ -186,14 +214,24 @@ def _admit(instance: Any) -> None:
     admission = admit(instance)
     if not admission.allowed:
         reason = admission.reason or "refused"
-        raise Refused(reason, admission.message, REFUSAL_EXIT_CODES.get(reason, EXIT_USER_ERROR),
-                      **(admission.details or {}))
+        raise Refused(
+            reason,
+            admission.message,
+            REFUSAL_EXIT_CODES.get(reason, EXIT_USER_ERROR),
+            **(admission.details or {}),
+        )
 
 
 def _refusal(args: argparse.Namespace, refused: Refused) -> int:
     if getattr(args, "json", False):
-        _emit_json({"triggered": False, "reason": refused.reason, "message": str(refused),
-                    **refused.details})
+        _emit_json(
+            {
+                "triggered": False,
+                "reason": refused.reason,
+                "message": str(refused),
+                **refused.details,
+            }
+        )
     sys.stderr.write(f"research: refused ({refused.reason}): {refused}\n")
     return refused.exit_code
 
@@ -208,7 +246,11 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     except Refused as refused:
         return _refusal(args, refused)
     request = record_request(
-        instance, new_research_id(), seed=args.seed, brief=args.brief, spec=spec,
+        instance,
+        new_research_id(),
+        seed=args.seed,
+        brief=args.brief,
+        spec=spec,
         worker=args.worker,
     )
     if args.json:
@@ -231,8 +273,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     ids: list[str] = []
     refused: Refused | None = None
     with LocalDaemon(instance, home) as daemon:
-        _log("daemon: " + ("started for this run" if daemon.started_here else
-                           "using the one already running on this instance"))
+        _log(
+            "daemon: "
+            + (
+                "started for this run"
+                if daemon.started_here
+                else "using the one already running on this instance"
+            )
+        )
         watcher = _Watcher(instance, args.count)
         for i in range(args.count):
             seed = None if args.seed is None else args.seed + i
@@ -243,7 +291,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 _log(f"not started {args.count - i} of {args.count}: {r.reason}: {r}")
                 break
             request = record_request(
-                instance, new_research_id(), seed=seed, brief=args.brief, spec=spec,
+                instance,
+                new_research_id(),
+                seed=seed,
+                brief=args.brief,
+                spec=spec,
                 worker=args.worker,
             )
             ids.append(request.research_id)
@@ -298,8 +350,10 @@ class _Watcher:
                 n = self.ids.index(status.id) + 1
                 took = time.monotonic() - self.started[status.id]
                 why = status.reason_detail or status.reason
-                _log(f"[{n}/{self.total}] {status.id}: {status.status} after {took:.1f} s, "
-                     f"{status.strategy or '-'}" + (f": {why}" if why else ""))
+                _log(
+                    f"[{n}/{self.total}] {status.id}: {status.status} after {took:.1f} s, "
+                    f"{status.strategy or '-'}" + (f": {why}" if why else "")
+                )
 
     def _run_finished(self, run_id: str) -> bool:
         run = self.instance.get_run_by_id(run_id)
@@ -312,8 +366,9 @@ class _Watcher:
         return [self.final[i] for i in self.ids]
 
 
-def _wait_for_admission(instance: Any, daemon: Any, watcher: _Watcher,
-                        deadline: float | None) -> None:
+def _wait_for_admission(
+    instance: Any, daemon: Any, watcher: _Watcher, deadline: float | None
+) -> None:
     """Trigger as soon as capacity allows; only a spent budget stops `research run`."""
     while True:
         try:
@@ -343,8 +398,10 @@ def _check_settings() -> None:
 def _check_market_data(instance: Any) -> None:
     """Validate every dataset once, before any research is triggered."""
     _log(f"market data: validating datasets in {_data_dir_label()}")
-    result = _definitions().resolve_job_def("market_data_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_QUIET_RUN
+    result = (
+        _definitions()
+        .resolve_job_def("market_data_job")
+        .execute_in_process(instance=instance, raise_on_error=False, run_config=_QUIET_RUN)
     )
     if not result.success:
         raise CliError(_first_failure(result) or "market data did not validate")
@@ -390,7 +447,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         # As the last read of every research printed it while the instance has not moved since.
         text = status_json(instance)  # 150 MB at 100,000 researches: written by the MB, so
         for i in range(0, len(text), 1 << 20):  # that no encoded copy of the whole is made
-            sys.stdout.write(text[i:i + (1 << 20)])
+            sys.stdout.write(text[i : i + (1 << 20)])
         sys.stdout.write("\n")
         return EXIT_OK
     else:
@@ -412,19 +469,41 @@ def status_table(statuses: Sequence[Any], now: float | None = None) -> str:
     """One line per research (status_view.RenderedStatus), newest last: where it is and how it
     went."""
     now = time.time() if now is None else now
-    header = ["research", "status", "phase", "worker", "age", "strategy", "training",
-              "backtest", "sharpe", "excess%", "dsr", "cost $", "reason"]
+    header = [
+        "research",
+        "status",
+        "phase",
+        "worker",
+        "age",
+        "strategy",
+        "training",
+        "backtest",
+        "sharpe",
+        "excess%",
+        "dsr",
+        "cost $",
+        "reason",
+    ]
     rows = []
     for s in statuses:
         d = s.data
-        rows.append([
-            d["id"], d["status"], d["phase"], d["worker"] or "-",
-            _age(now - d["created_at"]) if d["created_at"] else "-", d["strategy"] or "-",
-            d["gates"][TRAINING_GATE] or "-", d["gates"][BACKTEST_GATE] or "-",
-            _fmt(s.sharpe), _fmt(s.excess_return), _fmt(s.deflated_sharpe),
-            f"{d['cost_usd']:.4f}",
-            d.get("reason_detail") or d["reason"] or "",
-        ])
+        rows.append(
+            [
+                d["id"],
+                d["status"],
+                d["phase"],
+                d["worker"] or "-",
+                _age(now - d["created_at"]) if d["created_at"] else "-",
+                d["strategy"] or "-",
+                d["gates"][TRAINING_GATE] or "-",
+                d["gates"][BACKTEST_GATE] or "-",
+                _fmt(s.sharpe),
+                _fmt(s.excess_return),
+                _fmt(s.deflated_sharpe),
+                f"{d['cost_usd']:.4f}",
+                d.get("reason_detail") or d["reason"] or "",
+            ]
+        )
     return _table(header, rows)
 
 
@@ -440,8 +519,10 @@ def _age(seconds: float) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -454,24 +535,51 @@ def leaderboard(statuses: Sequence[Any]) -> str:
         value = s.backtest_summary.get("Sharpe Ratio")
         return value if isinstance(value, float) and math.isfinite(value) else -math.inf
 
-    ranked = sorted(statuses,
-                    key=lambda s: (s.status != Status.COMPLETED, -sharpe(s), s.created_at))
-    header = ["#", "research", "status", "strategy", "sharpe", "return%", "excess%", "maxdd%",
-              "win%", "trades", "dsr", "lockbox sharpe", "lockbox ret%", "lockbox excess%",
-              "cost $", "reason"]
+    ranked = sorted(
+        statuses, key=lambda s: (s.status != Status.COMPLETED, -sharpe(s), s.created_at)
+    )
+    header = [
+        "#",
+        "research",
+        "status",
+        "strategy",
+        "sharpe",
+        "return%",
+        "excess%",
+        "maxdd%",
+        "win%",
+        "trades",
+        "dsr",
+        "lockbox sharpe",
+        "lockbox ret%",
+        "lockbox excess%",
+        "cost $",
+        "reason",
+    ]
     rows = []
     for rank, s in enumerate(ranked, 1):
         b = s.backtest_summary
         lock = _lockbox_mean(s.lockbox)
-        rows.append([
-            str(rank), s.id, s.status, s.strategy or "-",
-            _fmt(b.get("Sharpe Ratio")), _fmt(b.get("Return [%]")),
-            _fmt(b.get("Excess Return [%]")), _fmt(b.get("Max. Drawdown [%]")),
-            _fmt(b.get("Win Rate [%]")), _fmt(b.get("# Trades"), 0),
-            _fmt(b.get("Deflated Sharpe Ratio")), _fmt(lock.get("Sharpe Ratio")),
-            _fmt(lock.get("Return [%]")), _fmt(lock.get("Excess Return [%]")),
-            f"{s.cost_usd:.4f}", s.reason_detail or s.reason or "",
-        ])
+        rows.append(
+            [
+                str(rank),
+                s.id,
+                s.status,
+                s.strategy or "-",
+                _fmt(b.get("Sharpe Ratio")),
+                _fmt(b.get("Return [%]")),
+                _fmt(b.get("Excess Return [%]")),
+                _fmt(b.get("Max. Drawdown [%]")),
+                _fmt(b.get("Win Rate [%]")),
+                _fmt(b.get("# Trades"), 0),
+                _fmt(b.get("Deflated Sharpe Ratio")),
+                _fmt(lock.get("Sharpe Ratio")),
+                _fmt(lock.get("Return [%]")),
+                _fmt(lock.get("Excess Return [%]")),
+                f"{s.cost_usd:.4f}",
+                s.reason_detail or s.reason or "",
+            ]
+        )
     return _table(header, rows)
 
 

@@ -30,12 +30,25 @@ from research_assets.defs.resources import (
 from research_assets.defs.sensors import research_autopilot, research_intake, research_summaries
 
 defs = dg.Definitions(
-    assets=[market_data, strategy_spec, trained_model, backtest_report, assessment,
-            lockbox_report, leaderboard],
+    assets=[
+        market_data,
+        strategy_spec,
+        trained_model,
+        backtest_report,
+        assessment,
+        lockbox_report,
+        leaderboard,
+    ],
     jobs=[research_job, market_data_job, leaderboard_job],
-    sensors=[research_intake, research_autopilot, pool_watchdog, research_summaries,
-             leaderboard_automation, leaderboard_after_failed_run,
-             leaderboard_after_cancelled_run],
+    sensors=[
+        research_intake,
+        research_autopilot,
+        pool_watchdog,
+        research_summaries,
+        leaderboard_automation,
+        leaderboard_after_failed_run,
+        leaderboard_after_cancelled_run,
+    ],
     resources={
         "cancel_watch": CancelWatchResource(),
         "datasets": MarketDataResource(),

@@ -35,8 +35,9 @@ class ResearchDockerRunLauncher(DockerRunLauncher):
     """Each run in a container of its own, with the research settings and, for gpu runs, a
     GPU."""
 
-    def __init__(self, inst_data=None, gpu_container_kwargs: Mapping[str, Any] | None = None,
-                 **config: Any):
+    def __init__(
+        self, inst_data=None, gpu_container_kwargs: Mapping[str, Any] | None = None, **config: Any
+    ):
         validate_docker_config(None, None, gpu_container_kwargs)
         self.gpu_container_kwargs = dict(gpu_container_kwargs or {})
         super().__init__(inst_data=inst_data, **config)
@@ -46,20 +47,23 @@ class ResearchDockerRunLauncher(DockerRunLauncher):
         return {
             **DOCKER_CONFIG_SCHEMA,
             "gpu_container_kwargs": Field(
-                Permissive(), is_required=False,
+                Permissive(),
+                is_required=False,
                 description="Container kwargs (docker-py's containers.create) added to the "
-                            f"container of a run tagged {WORKER_TAG}={GPU_WORKER}, such as "
-                            "device_requests.",
+                f"container of a run tagged {WORKER_TAG}={GPU_WORKER}, such as "
+                "device_requests.",
             ),
         }
 
     def get_container_context(self, dagster_run: DagsterRun) -> DockerContainerContext:
         context = super().get_container_context(dagster_run)
         gpu = dagster_run.tags.get(WORKER_TAG) == GPU_WORKER
-        return context.merge(DockerContainerContext(
-            env_vars=forwarded_settings(os.environ),
-            container_kwargs=self.gpu_container_kwargs if gpu else {},
-        ))
+        return context.merge(
+            DockerContainerContext(
+                env_vars=forwarded_settings(os.environ),
+                container_kwargs=self.gpu_container_kwargs if gpu else {},
+            )
+        )
 
 
 def forwarded_settings(env: Mapping[str, str]) -> list[str]:

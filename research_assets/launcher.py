@@ -49,9 +49,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         if not _launched_on_this_host(run):
             return CheckRunHealthResult(WorkerStatus.RUNNING, "worker on another host")
         found = None
-        for event in self._instance.all_logs(
-            run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
-        ):
+        for event in self._instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
             match = _WORKER_PID.search(event.message or "")
             if match:
                 found = (int(match.group(1)), event.timestamp)
@@ -104,8 +102,11 @@ def _process_alive_since(pid: int, since: float) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
     except (OSError, StopIteration, IndexError, ValueError):
         return True  # no /proc: the pid answering is all we know
     if stat[0] == "Z":

@@ -36,7 +36,8 @@ def daemon_running(instance: dg.DagsterInstance, now: float | None = None) -> bo
     if not instance.get_daemon_heartbeats():
         return False
     return all_daemons_live(
-        instance, curr_time_seconds=time.time() if now is None else now,
+        instance,
+        curr_time_seconds=time.time() if now is None else now,
         heartbeat_interval_seconds=DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
         heartbeat_tolerance_seconds=HEARTBEAT_ALLOWANCE_S,
     )
@@ -46,8 +47,14 @@ def _daemon_command(workspace: Path) -> list[str]:
     script = Path(sys.executable).parent / "dagster-daemon"
     if script.exists():
         return [str(script), "run", "-w", str(workspace)]
-    return [sys.executable, "-c", "from dagster._daemon.cli import main; main()", "run",
-            "-w", str(workspace)]
+    return [
+        sys.executable,
+        "-c",
+        "from dagster._daemon.cli import main; main()",
+        "run",
+        "-w",
+        str(workspace),
+    ]
 
 
 class LocalDaemon:
@@ -71,8 +78,11 @@ class LocalDaemon:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                _daemon_command(workspace), stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "DAGSTER_HOME": str(self.home)}, cwd=str(self.home),
+                _daemon_command(workspace),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "DAGSTER_HOME": str(self.home)},
+                cwd=str(self.home),
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, not the daemon
             )
         return self

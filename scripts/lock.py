@@ -51,7 +51,7 @@ def fingerprint() -> str:
 def recorded_fingerprint() -> str | None:
     for line in LOCK.read_text().splitlines():
         if line.startswith(FINGERPRINT_PREFIX):
-            return line[len(FINGERPRINT_PREFIX):].strip()
+            return line[len(FINGERPRINT_PREFIX) :].strip()
     return None
 
 
@@ -73,10 +73,19 @@ def check() -> int:
 def regenerate(upgrade: bool) -> int:
     pip_compile = Path(sys.executable).parent / "pip-compile"
     command = [
-        str(pip_compile), "--quiet", "--extra", "dev", "--all-build-deps", "--allow-unsafe",
-        "--strip-extras", "--no-emit-find-links", "--no-emit-index-url",
+        str(pip_compile),
+        "--quiet",
+        "--extra",
+        "dev",
+        "--all-build-deps",
+        "--allow-unsafe",
+        "--strip-extras",
+        "--no-emit-find-links",
+        "--no-emit-index-url",
         # relative paths, so the lock's comments are the same in every checkout
-        "--output-file", LOCK.name, PYPROJECT.name,
+        "--output-file",
+        LOCK.name,
+        PYPROJECT.name,
     ]
     if upgrade:
         command.append("--upgrade")

@@ -54,10 +54,17 @@ def _significant_digits(form: str) -> int:
 def forms(value: float) -> set[str]:
     """The ways ``value`` can be written by the code under test, keeping the distinctive ones."""
     out = {
-        repr(value), repr(round(value, 4)), repr(round(value, 2)),
-        repr(float(f"{value:.3g}")), repr(float(f"{value:.4g}")),
-        f"{value:.4f}", f"{value:.2f}", f"{value:.1f}", f"{value:.0f}",
-        f"{value:.4g}", f"{value:.3g}",
+        repr(value),
+        repr(round(value, 4)),
+        repr(round(value, 2)),
+        repr(float(f"{value:.3g}")),
+        repr(float(f"{value:.4g}")),
+        f"{value:.4f}",
+        f"{value:.2f}",
+        f"{value:.1f}",
+        f"{value:.0f}",
+        f"{value:.4g}",
+        f"{value:.3g}",
     }
     return {f for f in out if _significant_digits(f) >= 3}
 
@@ -115,8 +122,9 @@ def lockbox_report_of(report: pipeline.BacktestReport) -> pipeline.BacktestRepor
     dataset gets ``LOCKBOX_STATS``, and so does the summary. The equity curves and the period's
     bounds stay the real ones."""
     stats = {key: dict(LOCKBOX_STATS) for key in report.stats}
-    return pipeline.BacktestReport(report.period, stats, dict(LOCKBOX_STATS), report.equity,
-                                   report.bounds, report.trials)
+    return pipeline.BacktestReport(
+        report.period, stats, dict(LOCKBOX_STATS), report.equity, report.bounds, report.trials
+    )
 
 
 def give_lockbox_sentinel_figures(monkeypatch) -> list[str]:

@@ -25,8 +25,10 @@ def require_postgres() -> None:
     try:
         _connect().close()
     except Exception as e:  # any connection problem means the same thing here
-        message = (f"PostgreSQL is not reachable at {HOST}:{PORT} ({str(e).strip()}); "
-                   "start it with scripts/ensure_postgres.sh")
+        message = (
+            f"PostgreSQL is not reachable at {HOST}:{PORT} ({str(e).strip()}); "
+            "start it with scripts/ensure_postgres.sh"
+        )
         skip_or_fail_in_ci(message)
 
 
@@ -51,7 +53,15 @@ def fresh_database(prefix: str = "research_test") -> Iterator[str]:
 
 def postgres_storage(db_name: str) -> dict:
     """The ``storage`` section of a dagster.yaml for that database."""
-    return {"postgres": {"postgres_db": {
-        "username": USER, "password": "", "hostname": HOST, "db_name": db_name, "port": PORT,
-        "scheme": "postgresql+psycopg2",
-    }}}
+    return {
+        "postgres": {
+            "postgres_db": {
+                "username": USER,
+                "password": "",
+                "hostname": HOST,
+                "db_name": db_name,
+                "port": PORT,
+                "scheme": "postgresql+psycopg2",
+            }
+        }
+    }

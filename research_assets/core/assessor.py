@@ -133,22 +133,30 @@ class _Stats:
         """What keeps the figures from being significant (empty when they are)."""
         gaps = []
         if self.dsr is None or self.dsr < PROMISING_MIN_DEFLATED_SHARPE:
-            gaps.append(f"Deflated Sharpe {_p(self.dsr)} is below "
-                        f"{PROMISING_MIN_DEFLATED_SHARPE:g}{_over_trials(trials)}")
+            gaps.append(
+                f"Deflated Sharpe {_p(self.dsr)} is below "
+                f"{PROMISING_MIN_DEFLATED_SHARPE:g}{_over_trials(trials)}"
+            )
         if self.p_value is None or self.p_value > PROMISING_MAX_P_VALUE:
-            gaps.append(f"p-value {_p(self.p_value)} against random timing is above "
-                        f"{PROMISING_MAX_P_VALUE:g}")
+            gaps.append(
+                f"p-value {_p(self.p_value)} against random timing is above "
+                f"{PROMISING_MAX_P_VALUE:g}"
+            )
         return gaps
 
     def benchmark_gaps(self) -> list[str]:
         """Where it does not beat buy & hold (empty when it does on both counts)."""
         gaps = []
         if self.excess_sharpe is None or self.excess_sharpe <= PROMISING_MIN_EXCESS_SHARPE:
-            gaps.append(f"Sharpe {_r(self.sharpe)} vs buy & hold {_r(self.bh_sharpe)} "
-                        f"(excess {_signed(self.excess_sharpe)}) is not above buy & hold")
+            gaps.append(
+                f"Sharpe {_r(self.sharpe)} vs buy & hold {_r(self.bh_sharpe)} "
+                f"(excess {_signed(self.excess_sharpe)}) is not above buy & hold"
+            )
         if self.excess_ret is None or self.excess_ret <= PROMISING_MIN_EXCESS_RETURN:
-            gaps.append(f"return {_pct(self.ret)} vs buy & hold {_pct(self.bh)} "
-                        f"(excess {_signed(self.excess_ret, 1)} points) is not above buy & hold")
+            gaps.append(
+                f"return {_pct(self.ret)} vs buy & hold {_pct(self.bh)} "
+                f"(excess {_signed(self.excess_ret, 1)} points) is not above buy & hold"
+            )
         return gaps
 
     def trails_buy_and_hold(self) -> bool:
@@ -346,8 +354,10 @@ def _assess_benchmark(
 ) -> None:
     """Against buy & hold on the same bars, and against luck."""
     if a.excess_sharpe is not None:
-        versus = (f"Sharpe {_r(a.sharpe)} vs buy & hold {_r(a.bh_sharpe)} "
-                  f"(excess {_signed(a.excess_sharpe)})")
+        versus = (
+            f"Sharpe {_r(a.sharpe)} vs buy & hold {_r(a.bh_sharpe)} "
+            f"(excess {_signed(a.excess_sharpe)})"
+        )
         if a.excess_sharpe > PROMISING_MIN_EXCESS_SHARPE:
             strengths.add(f"{versus}: more return per unit of risk than holding the asset")
         else:
@@ -552,8 +562,10 @@ def _assess_training(
     baseline = _num(training, "baseline_accuracy")
     loss_ratio = _num(training, "loss_ratio")
     if lift is not None:
-        versus = (f"test accuracy {_r(acc)} vs {_r(baseline)} always predicting the majority "
-                  f"class (lift {_signed(lift)})")
+        versus = (
+            f"test accuracy {_r(acc)} vs {_r(baseline)} always predicting the majority "
+            f"class (lift {_signed(lift)})"
+        )
         if lift >= 0.03:
             strengths.add(f"{versus}: the inputs predict the labels")
         elif lift <= 0.01:

@@ -52,7 +52,13 @@ from research_assets.core.metrics import periods_per_year, stats_from_arrays
 __all__ = ["BacktestInputError", "BacktestResult", "TRADE_COLUMNS", "run_backtest"]
 
 TRADE_COLUMNS = (
-    "entry_time", "exit_time", "direction", "entry_price", "exit_price", "return_pct", "pnl",
+    "entry_time",
+    "exit_time",
+    "direction",
+    "entry_price",
+    "exit_price",
+    "return_pct",
+    "pnl",
 )
 MAX_COST = 0.1  # commission or slippage above 10% per fill is a units mistake (0.1 vs 10)
 
@@ -145,9 +151,7 @@ def _validated(
     if len(bars) == 0:
         raise BacktestInputError("bars is empty: there is nothing to backtest")
     if not isinstance(bars.index, pd.DatetimeIndex):
-        raise BacktestInputError(
-            f"bars must have a DatetimeIndex, got {type(bars.index).__name__}"
-        )
+        raise BacktestInputError(f"bars must have a DatetimeIndex, got {type(bars.index).__name__}")
     if not bars.index.is_monotonic_increasing:
         raise BacktestInputError("bars index must be sorted by time (ascending)")
     opens = bars["open"].to_numpy(dtype=np.float64)
@@ -260,8 +264,15 @@ def _simulate(
     entry_price = opens[entry_bar] * (1.0 + slippage * direction)
 
     sim = _Simulation(
-        equity, pos, entry_bar, exit_bar, direction, entry_price, exit_price,
-        entry_equity, exit_equity,
+        equity,
+        pos,
+        entry_bar,
+        exit_bar,
+        direction,
+        entry_price,
+        exit_price,
+        entry_equity,
+        exit_equity,
     )
     ruined_fill = (value <= 0) | (growth <= 0)
     # Without a short, cash and units are never negative, so equity stays positive.
@@ -270,8 +281,9 @@ def _simulate(
     return sim
 
 
-def _ruin(sim: _Simulation, opens: np.ndarray, closes: np.ndarray, bad_fills: np.ndarray
-          ) -> _Simulation:
+def _ruin(
+    sim: _Simulation, opens: np.ndarray, closes: np.ndarray, bad_fills: np.ndarray
+) -> _Simulation:
     """Close the account at the first bar where its equity is not positive (rare: kept simple)."""
     at_close = np.flatnonzero(sim.equity <= 0)
     first_close = int(at_close[0]) if len(at_close) else len(closes)
@@ -281,7 +293,7 @@ def _ruin(sim: _Simulation, opens: np.ndarray, closes: np.ndarray, bad_fills: np
     equity = sim.equity.copy()
     equity[bar:] = 0.0
     pos = sim.positions.copy()
-    pos[bar + 1:] = 0.0
+    pos[bar + 1 :] = 0.0
     keep = (sim.entry_bar < bar) | ((sim.entry_bar == bar) & (not on_open))
     exit_bar = sim.exit_bar[keep].copy()
     exit_price = sim.exit_price[keep].copy()
@@ -291,6 +303,13 @@ def _ruin(sim: _Simulation, opens: np.ndarray, closes: np.ndarray, bad_fills: np
         exit_price[-1] = opens[bar] if on_open else closes[bar]
         exit_equity[-1] = 0.0
     return _Simulation(
-        equity, pos, sim.entry_bar[keep], exit_bar, sim.direction[keep],
-        sim.entry_price[keep], exit_price, sim.entry_equity[keep], exit_equity,
+        equity,
+        pos,
+        sim.entry_bar[keep],
+        exit_bar,
+        sim.direction[keep],
+        sim.entry_price[keep],
+        exit_price,
+        sim.entry_equity[keep],
+        exit_equity,
     )

@@ -128,8 +128,9 @@ class Steer:
         def weight(reasons: Sequence[str]) -> int:
             return sum(counts.get(x, 0) for x in reasons)
 
-        active = {mode: weight(reasons) for mode, reasons in _LABEL_MODES
-                  if weight(reasons) >= floor}
+        active = {
+            mode: weight(reasons) for mode, reasons in _LABEL_MODES if weight(reasons) >= floor
+        }
         # the most rejections first; on a tie, the order of _LABEL_MODES (max keeps the first)
         mode = max(active, key=lambda m: active[m]) if active else "normal"
         return cls(
@@ -180,8 +181,11 @@ class Steer:
         if self.no_edge:
             least = sorted(dict(self.stale_types).items(), key=lambda kv: (-kv[1], kv[0]))[:3]
             used = ", ".join(k for k, _ in least)
-            what.append("other inputs rather than tuning (no real edge was found"
-                        + (f"; fewer of {used}" if used else "") + ")")
+            what.append(
+                "other inputs rather than tuning (no real edge was found"
+                + (f"; fewer of {used}" if used else "")
+                + ")"
+            )
         text = ", ".join(what) if what else "no change (no reason dominates)"
         return f"Recent rejections ({seen}) steer towards {text}."
 
@@ -265,8 +269,10 @@ def decisions(
 def describe_decisions(section: dict[str, float] | None) -> str:
     if not section:
         return "positions from the most probable class"
-    return (f"positions only where the most probable class has a probability of at least "
-            f"{section['confidence_threshold']:g}")
+    return (
+        f"positions only where the most probable class has a probability of at least "
+        f"{section['confidence_threshold']:g}"
+    )
 
 
 def describe_labels(labels: dict[str, Any]) -> str:

@@ -134,8 +134,11 @@ class ResearchMemory:
         ``before`` (a unix time; all when None), and their finite backtest-period Sharpe ratios:
         what a Deflated Sharpe Ratio deflates by."""
         wanted = set(datasets)
-        tried = [r for r in self.with_spec() if wanted & set(r.spec.dataset_keys())
-                 and (before is None or r.created_at < before)]
+        tried = [
+            r
+            for r in self.with_spec()
+            if wanted & set(r.spec.dataset_keys()) and (before is None or r.created_at < before)
+        ]
         sharpes = [r.sharpe for r in tried if r.sharpe is not None and math.isfinite(r.sharpe)]
         return len(tried), sharpes
 

@@ -28,7 +28,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "STAT_KEYS", "compute_stats", "json_safe", "periods_per_year", "stats_from_arrays", "summarize",
+    "STAT_KEYS",
+    "compute_stats",
+    "json_safe",
+    "periods_per_year",
+    "stats_from_arrays",
+    "summarize",
 ]
 
 STAT_KEYS = (

@@ -67,9 +67,11 @@ def overfitting_report(
         beats = round(sum(ex > 0 for ex in known) / len(known), 4) if known else None
     warning = None
     if n >= MIN_RESEARCHES_FOR_WARNING and corr is not None and corr <= 0:
-        warning = (f"over {n} completed researches, out-of-sample and lockbox Sharpe ratios have a "
-                   f"rank correlation of {corr:.2f}: what the lab selects on does not carry to "
-                   "unseen data (overfitting)")
+        warning = (
+            f"over {n} completed researches, out-of-sample and lockbox Sharpe ratios have a "
+            f"rank correlation of {corr:.2f}: what the lab selects on does not carry to "
+            "unseen data (overfitting)"
+        )
     return {
         "trials": trials,
         "completed_with_lockbox": n,

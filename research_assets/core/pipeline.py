@@ -29,8 +29,14 @@ from research_assets.core.training import (
 # "lockbox" is only ever evaluated for the leaderboard.
 PERIODS = ("backtest", "lockbox")
 # The statistics of each walk-forward fold's test slice, in the report's fold table.
-FOLD_STATS = ("Return [%]", "Buy & Hold Return [%]", "Sharpe Ratio", "# Trades", "Win Rate [%]",
-              "Exposure Time [%]")
+FOLD_STATS = (
+    "Return [%]",
+    "Buy & Hold Return [%]",
+    "Sharpe Ratio",
+    "# Trades",
+    "Win Rate [%]",
+    "Exposure Time [%]",
+)
 
 
 def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -42,15 +48,19 @@ def load_spec_bars(spec: StrategySpec, data_dir: Path | None = None) -> dict[str
     for key in spec.dataset_keys():
         symbol, timeframe = key.split("/")
         out[key] = load_bars(
-            symbol, timeframe, data_dir,
-            start=dr.start if dr else None, end=dr.end if dr else None,
+            symbol,
+            timeframe,
+            data_dir,
+            start=dr.start if dr else None,
+            end=dr.end if dr else None,
         )
     if len(out) > 1:
         first = max(bars.index[0] for bars in out.values())
         last = min(bars.index[-1] for bars in out.values())
         if first >= last:
-            spans = ", ".join(f"{k} {b.index[0]:%Y-%m-%d} to {b.index[-1]:%Y-%m-%d}"
-                              for k, b in out.items())
+            spans = ", ".join(
+                f"{k} {b.index[0]:%Y-%m-%d} to {b.index[-1]:%Y-%m-%d}" for k, b in out.items()
+            )
             raise DataError(
                 f"the spec's datasets cover no common dates ({spans}); research datasets "
                 "that overlap in time together, or each alone"
@@ -92,8 +102,9 @@ class TrialHistory:
     sharpes: tuple[float, ...] = ()
 
     @classmethod
-    def from_memory(cls, memory: ResearchMemory, spec: StrategySpec,
-                    before: float | None = None) -> "TrialHistory":
+    def from_memory(
+        cls, memory: ResearchMemory, spec: StrategySpec, before: float | None = None
+    ) -> "TrialHistory":
         count, sharpes = memory.trials_on(spec.dataset_keys(), before)
         return cls(count, tuple(sharpes))
 
@@ -118,8 +129,12 @@ class BacktestReport:
     folds: dict[str, list[dict[str, float | str]]] = field(default_factory=dict)
 
 
-def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "backtest",
-             trials: Trials | TrialHistory | None = None) -> BacktestReport:
+def backtest(
+    model: TrainedModel,
+    data_dir: Path | None = None,
+    period: str = "backtest",
+    trials: Trials | TrialHistory | None = None,
+) -> BacktestReport:
     """Run the model's signals through the backtest engine on ``period`` of every dataset.
 
     Features are computed on the whole series (indicators only look back), then the signals are
@@ -147,39 +162,74 @@ def backtest(model: TrainedModel, data_dir: Path | None = None, period: str = "b
             positions = walk_forward_positions(model, key, bars)
         else:
             positions = predict_positions(model, bars)
-        window = bars.loc[pd.Timestamp(start):pd.Timestamp(end)]
-        results[key] = window, run_backtest(
-            window, positions.loc[window.index],
-            commission=costs.commission, slippage=costs.slippage,
+        window = bars.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+        results[key] = (
+            window,
+            run_backtest(
+                window,
+                positions.loc[window.index],
+                commission=costs.commission,
+                slippage=costs.slippage,
+            ),
         )
         if period == "backtest":
             folds[key] = []
             for i, bounds in enumerate(model.fold_periods[key], start=1):
                 first, last = bounds["test"]
-                part = bars.loc[pd.Timestamp(first):pd.Timestamp(last)]
-                result = run_backtest(part, positions.loc[part.index],
-                                      commission=costs.commission, slippage=costs.slippage)
-                folds[key].append({"fold": i, "start": first, "end": last,
-                                   **{k: result.stats[k] for k in FOLD_STATS}})
+                part = bars.loc[pd.Timestamp(first) : pd.Timestamp(last)]
+                result = run_backtest(
+                    part,
+                    positions.loc[part.index],
+                    commission=costs.commission,
+                    slippage=costs.slippage,
+                )
+                folds[key].append(
+                    {
+                        "fold": i,
+                        "start": first,
+                        "end": last,
+                        **{k: result.stats[k] for k in FOLD_STATS},
+                    }
+                )
     if not isinstance(trials, Trials):
         sharpe = summarize({k: r.stats for k, (_, r) in results.items()})["Sharpe Ratio"]
         trials = (trials or TrialHistory()).with_this(sharpe)
     stats: dict[str, dict[str, float]] = {}
     for key, (window, result) in results.items():
         significance = benchmark_stats(
-            result.equity.to_numpy(), window["close"].to_numpy(), result.positions.to_numpy(),
-            periods_per_year(window.index), trials=trials.count,
-            sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
+            result.equity.to_numpy(),
+            window["close"].to_numpy(),
+            result.positions.to_numpy(),
+            periods_per_year(window.index),
+            trials=trials.count,
+            sharpe_variance=trials.sharpe_variance,
+            seed=spec.training.seed,
         )
         stats[key] = {**result.stats, **significance}
     summary = summarize(stats)
     if len(results) > 1:  # significance of the strategy as a whole, not of its weakest dataset
-        summary.update(pooled_significance(
-            [PooledSeries(window.index, r.equity.to_numpy(), window["close"].to_numpy(),
-                          r.positions.to_numpy()) for window, r in results.values()],
-            trials=trials.count, sharpe_variance=trials.sharpe_variance, seed=spec.training.seed,
-        ))
+        summary.update(
+            pooled_significance(
+                [
+                    PooledSeries(
+                        window.index,
+                        r.equity.to_numpy(),
+                        window["close"].to_numpy(),
+                        r.positions.to_numpy(),
+                    )
+                    for window, r in results.values()
+                ],
+                trials=trials.count,
+                sharpe_variance=trials.sharpe_variance,
+                seed=spec.training.seed,
+            )
+        )
     return BacktestReport(
-        period, stats, summary, {k: r.equity for k, (_, r) in results.items()},
-        {k: tuple(model.periods[k][period]) for k in results}, trials, folds,
+        period,
+        stats,
+        summary,
+        {k: r.equity for k, (_, r) in results.items()},
+        {k: tuple(model.periods[k][period]) for k in results},
+        trials,
+        folds,
     )

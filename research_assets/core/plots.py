@@ -26,8 +26,9 @@ _DPI = 80  # 640x320 pixels: readable in the Dagster UI and far below the 80 KB 
 _MAX_POINTS = 2000  # per line; more points than pixels only bloat the PNG
 
 
-def equity_curve_png(equities: Mapping[str, pd.Series], title: str = "",
-                     boundaries: Sequence[pd.Timestamp] = ()) -> bytes:
+def equity_curve_png(
+    equities: Mapping[str, pd.Series], title: str = "", boundaries: Sequence[pd.Timestamp] = ()
+) -> bytes:
     """One line per dataset, each rebased to 100 at its first bar, as PNG bytes; a dotted
     vertical line at each of ``boundaries`` (where a walk-forward fold's test slice starts).
 
@@ -49,8 +50,12 @@ def equity_curve_png(equities: Mapping[str, pd.Series], title: str = "",
         thinned = values.iloc[::step]
         if thinned.index[-1] != values.index[-1]:
             thinned = pd.concat([thinned, values.iloc[-1:]])
-        ax.plot(thinned.index, thinned.to_numpy() / values.iloc[0] * 100.0, label=str(name),
-                linewidth=1.0)
+        ax.plot(
+            thinned.index,
+            thinned.to_numpy() / values.iloc[0] * 100.0,
+            label=str(name),
+            linewidth=1.0,
+        )
         drawn += 1
     if drawn:
         ax.axhline(100.0, color="grey", linewidth=0.6, linestyle="--")

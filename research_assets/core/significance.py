@@ -44,9 +44,16 @@ from scipy import stats as sps
 from research_assets.core.metrics import periods_per_year
 
 __all__ = [
-    "POOLED_KEYS", "PooledSeries", "SIGNIFICANCE_KEYS", "benchmark_stats",
-    "deflated_sharpe_ratio", "expected_max_sharpe", "pooled_significance",
-    "probabilistic_sharpe_ratio", "random_timing_p_value", "random_timing_sharpes",
+    "POOLED_KEYS",
+    "PooledSeries",
+    "SIGNIFICANCE_KEYS",
+    "benchmark_stats",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "pooled_significance",
+    "probabilistic_sharpe_ratio",
+    "random_timing_p_value",
+    "random_timing_sharpes",
     "sharpe_probability",
 ]
 
@@ -303,14 +310,25 @@ def pooled_significance(
     }
 
 
-def _pooled_p_value(gross: np.ndarray, held: list[np.ndarray], market: list[np.ndarray],
-                    columns: list[np.ndarray], n: int, nulls: int, seed: int) -> float:
+def _pooled_p_value(
+    gross: np.ndarray,
+    held: list[np.ndarray],
+    market: list[np.ndarray],
+    columns: list[np.ndarray],
+    n: int,
+    nulls: int,
+    seed: int,
+) -> float:
     observed = _per_bar_sharpe(gross)
     if n < 3 or not math.isfinite(observed) or not any(np.any(p) for p in held):
         return math.nan
     rng = np.random.default_rng(seed)
-    shifts = [rng.choice(np.arange(1, len(p)), size=nulls, replace=nulls > len(p) - 1)
-              if len(p) >= 2 else np.zeros(nulls, dtype=np.int64) for p in held]
+    shifts = [
+        rng.choice(np.arange(1, len(p)), size=nulls, replace=nulls > len(p) - 1)
+        if len(p) >= 2
+        else np.zeros(nulls, dtype=np.int64)
+        for p in held
+    ]
     sharpes = []
     chunk = max(1, _NULL_BLOCK_VALUES // n)
     for start in range(0, nulls, chunk):

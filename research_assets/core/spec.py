@@ -122,9 +122,7 @@ class IndicatorSpec(BaseModel):
             if p.kind is int and float(value) != int(value):
                 raise ValueError(f"{self.type}.{key} must be a whole number, got {value!r}")
             if not p.minimum <= value <= p.maximum:
-                raise ValueError(
-                    f"{self.type}.{key}={value} is outside [{p.minimum}, {p.maximum}]"
-                )
+                raise ValueError(f"{self.type}.{key}={value} is outside [{p.minimum}, {p.maximum}]")
             extra[key] = p.kind(value)
         if self.type == "macd" and extra["fast_period"] >= extra["slow_period"]:
             raise ValueError("macd.fast_period must be smaller than macd.slow_period")
@@ -352,9 +350,7 @@ class StrategySpec(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=True)
-        data["indicators"] = {
-            k: {"type": v.type, **v.params} for k, v in self.indicators.items()
-        }
+        data["indicators"] = {k: {"type": v.type, **v.params} for k, v in self.indicators.items()}
         data["fuzzy_sets"] = {k: v.model_dump_yaml() for k, v in self.fuzzy_sets.items()}
         return data
 

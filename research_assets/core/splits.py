@@ -70,8 +70,11 @@ class SplitConfig:
     folds: int = 4
 
     def __post_init__(self) -> None:
-        if isinstance(self.folds, bool) or not isinstance(self.folds, int) \
-                or not 1 <= self.folds <= MAX_FOLDS:
+        if (
+            isinstance(self.folds, bool)
+            or not isinstance(self.folds, int)
+            or not 1 <= self.folds <= MAX_FOLDS
+        ):
             raise ConfigError(
                 f"{FOLDS_ENV}={self.folds!r}: the number of walk-forward folds must be a whole "
                 f"number from 1 (one split) to {MAX_FOLDS}, e.g. 4"
@@ -145,9 +148,14 @@ class Fold:
     def bounds(self, index: Sequence | pd.Index) -> dict[str, tuple[str, str]]:
         """First and last timestamp of each slice as ISO strings, for metadata."""
         idx = pd.Index(index)
-        return {name: (_iso(idx[s.start]), _iso(idx[s.stop - 1]))
-                for name, s in (("train", self.train), ("validation", self.validation),
-                                ("test", self.test))}
+        return {
+            name: (_iso(idx[s.start]), _iso(idx[s.stop - 1]))
+            for name, s in (
+                ("train", self.train),
+                ("validation", self.validation),
+                ("test", self.test),
+            )
+        }
 
 
 @dataclass(frozen=True)
@@ -173,8 +181,9 @@ class Periods:
     def bounds(self, index: Sequence | pd.Index) -> dict[str, tuple[str, str]]:
         """First and last timestamp of the backtest and lockbox periods, for metadata."""
         idx = pd.Index(index)
-        return {name: (_iso(idx[s.start]), _iso(idx[s.stop - 1]))
-                for name, s in self.slices().items()}
+        return {
+            name: (_iso(idx[s.start]), _iso(idx[s.stop - 1])) for name, s in self.slices().items()
+        }
 
 
 def _iso(value: object) -> str:
@@ -215,8 +224,7 @@ def split_periods(n_bars: int, horizon: int, config: SplitConfig) -> Periods:
         ("validation period", n_val, MIN_PERIOD_BARS),
         ("backtest period", n_oos, MIN_PERIOD_BARS),
         ("lockbox period", n_lock, MIN_PERIOD_BARS),
-        ("smallest walk-forward test slice", min(t.stop - t.start for t in tests),
-         MIN_FOLD_BARS),
+        ("smallest walk-forward test slice", min(t.stop - t.start for t in tests), MIN_FOLD_BARS),
         ("first fold's train period", first_train, MIN_TRAIN_BARS),
     ):
         if size < minimum:
@@ -224,8 +232,9 @@ def split_periods(n_bars: int, horizon: int, config: SplitConfig) -> Periods:
     return Periods(folds, final)
 
 
-def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
-                   config: SplitConfig) -> dict[str, Periods]:
+def split_datasets(
+    indexes: Mapping[str, pd.Index], horizon: int, config: SplitConfig
+) -> dict[str, Periods]:
     """The periods of each of a spec's datasets (key -> its bars' timestamps), cut at the same
     moments in time, so that no dataset's model trains on the dates another dataset is tested
     or locked away on (their prices move together).
@@ -262,8 +271,9 @@ def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
             more where this dataset's bar before the cut is still open at it (a daily bar
             across an hourly cut), so that no label reaches past the cut."""
             first = at(j)
-            return horizon + int(j < len(union) and first < len(index)
-                                 and index[first] != union[j] and first > 0)
+            return horizon + int(
+                j < len(union) and first < len(index) and index[first] != union[j] and first > 0
+            )
 
         lock_start = at(common.lockbox.start)
 
@@ -275,14 +285,18 @@ def split_datasets(indexes: Mapping[str, pd.Index], horizon: int,
 
         folds = [fold(f, at(f.test.stop)) for f in common.folds]
         last = folds[-1]
-        folds[-1] = Fold(last.train, last.validation,
-                         slice(last.test.start,
-                               min(last.test.stop, lock_start - gap(common.lockbox.start))))
+        folds[-1] = Fold(
+            last.train,
+            last.validation,
+            slice(last.test.start, min(last.test.stop, lock_start - gap(common.lockbox.start))),
+        )
         periods = Periods(tuple(folds), fold(common.final, len(index)))
-        for name, part in (("backtest period", periods.backtest), ("lockbox", periods.lockbox),
-                           *((f"validation of fold {k + 1}", f.validation)
-                             for k, f in enumerate(periods.folds)),
-                           ("final model's validation", periods.final.validation)):
+        for name, part in (
+            ("backtest period", periods.backtest),
+            ("lockbox", periods.lockbox),
+            *((f"validation of fold {k + 1}", f.validation) for k, f in enumerate(periods.folds)),
+            ("final model's validation", periods.final.validation),
+        ):
             if part.stop - part.start < 2:
                 raise TrainingError(
                     f"{key}: its bars leave {max(part.stop - part.start, 0)} for the {name} "

@@ -63,8 +63,16 @@ __all__ = [
 KINDS = ("noise", "drift", "signal")
 # Four symbols of one timeframe: the offline designer pools up to four of one asset class.
 DEFAULT_SYMBOLS = ("SYNA", "SYNB", "SYNC", "SYND")
-_BAR_FREQ = {"1m": "min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "h", "4h": "4h",
-             "1d": "B", "1w": "W-FRI"}
+_BAR_FREQ = {
+    "1m": "min",
+    "5m": "5min",
+    "15m": "15min",
+    "30m": "30min",
+    "1h": "h",
+    "4h": "4h",
+    "1d": "B",
+    "1w": "W-FRI",
+}
 _START = "2000-01-03"
 
 
@@ -86,9 +94,7 @@ class SyntheticMarket:
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAMES:
-            raise DataError(
-                f"timeframe {self.timeframe!r} is not one of {', '.join(TIMEFRAMES)}"
-            )
+            raise DataError(f"timeframe {self.timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
         if self.bars < 2:
             raise DataError(f"a synthetic series needs at least 2 bars, got {self.bars}")
         if not (0 < self.sigma < 0.5):
@@ -138,7 +144,11 @@ def synthetic_returns(
 
 
 def synthetic_bars(
-    kind: str, seed: int, market: SyntheticMarket | None = None, *, bars: int | None = None,
+    kind: str,
+    seed: int,
+    market: SyntheticMarket | None = None,
+    *,
+    bars: int | None = None,
     stream: int = 0,
 ) -> pd.DataFrame:
     """OHLCV bars of one synthetic series, as :func:`load_bars` returns them (a UTC
@@ -158,16 +168,26 @@ def synthetic_bars(
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(len(close))) * wick)
     move = np.abs(returns) / market.sigma
     volume = np.round(1e6 * np.exp(0.3 * rng.standard_normal(len(close)) + 0.2 * move), 0)
-    index = pd.date_range(market.start, periods=len(close), freq=_BAR_FREQ[market.timeframe],
-                          tz="UTC", name="timestamp").as_unit("ns")  # as load_bars gives
+    index = pd.date_range(
+        market.start,
+        periods=len(close),
+        freq=_BAR_FREQ[market.timeframe],
+        tz="UTC",
+        name="timestamp",
+    ).as_unit("ns")  # as load_bars gives
     return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index,
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+        index=index,
     )
 
 
 def write_market_data(
-    directory: str | Path, kind: str, seed: int = 0, *,
-    symbols: Sequence[str] = DEFAULT_SYMBOLS, market: SyntheticMarket | None = None,
+    directory: str | Path,
+    kind: str,
+    seed: int = 0,
+    *,
+    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    market: SyntheticMarket | None = None,
 ) -> list[Path]:
     """Write one Parquet file per symbol, ``SYMBOL_TIMEFRAME.parquet``, into ``directory``
     (created if needed), in the bundled files' layout: a directory usable as
@@ -207,8 +227,9 @@ def _ema(x: np.ndarray, period: int) -> np.ndarray:
     return out
 
 
-def ema_crossover_positions(close: np.ndarray | pd.Series, fast: int = 10,
-                            slow: int = 40) -> np.ndarray:
+def ema_crossover_positions(
+    close: np.ndarray | pd.Series, fast: int = 10, slow: int = 40
+) -> np.ndarray:
     """Target positions of the planted rule: +1 while the ``fast`` EMA of the close is above the
     ``slow`` one, -1 below (decided at each close, filled at the next open by the backtest);
     flat for the first ``slow`` bars."""
@@ -219,8 +240,13 @@ def ema_crossover_positions(close: np.ndarray | pd.Series, fast: int = 10,
 
 
 def planted_rule_check(
-    bars: pd.DataFrame, *, fast: int = 10, slow: int = 40, commission: float = 0.0,
-    slippage: float = 0.0, start: float = 0.0,
+    bars: pd.DataFrame,
+    *,
+    fast: int = 10,
+    slow: int = 40,
+    commission: float = 0.0,
+    slippage: float = 0.0,
+    start: float = 0.0,
 ) -> dict[str, float]:
     """The EMA-crossover rule and buy & hold backtested (``core.backtest``) on ``bars`` from
     fraction ``start`` of them onwards (e.g. 0.85: the last 15%, where the lockbox lies):

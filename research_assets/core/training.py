@@ -321,13 +321,15 @@ def _prepare(
     spec: StrategySpec, bars_by_dataset: Mapping[str, pd.DataFrame], split: SplitConfig
 ) -> dict[str, _Dataset]:
     columns = spec_feature_columns(spec)
-    periods = split_datasets({key: bars.index for key, bars in bars_by_dataset.items()},
-                             spec.label_horizon, split)
+    periods = split_datasets(
+        {key: bars.index for key, bars in bars_by_dataset.items()}, spec.label_horizon, split
+    )
     out = {}
     for key, bars in bars_by_dataset.items():
         X_df, y_s = build_features(spec, bars)
-        out[key] = _Dataset(X_df[columns].to_numpy(dtype=np.float64),
-                            y_s.to_numpy(dtype=np.float64), periods[key])
+        out[key] = _Dataset(
+            X_df[columns].to_numpy(dtype=np.float64), y_s.to_numpy(dtype=np.float64), periods[key]
+        )
     return out
 
 
@@ -417,8 +419,14 @@ def _fit(spec: StrategySpec, train: Rows, val: Rows, dev: torch.device, threads:
                 opt.step()
                 total.add_(loss.detach(), alpha=len(yb))
             val_loss, val_acc, _ = _evaluate(net, Xv, yv)
-            history.append({"epoch": epoch, "train_loss": float(total) / n,
-                            "val_loss": val_loss, "val_accuracy": val_acc})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": float(total) / n,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_acc,
+                }
+            )
             if val_loss < best_loss - stop.min_delta:
                 best_loss, best_epoch, stale = val_loss, epoch, 0
                 if stop.enabled:
@@ -433,8 +441,9 @@ def _fit(spec: StrategySpec, train: Rows, val: Rows, dev: torch.device, threads:
             best_epoch = len(history)
         val_loss, val_acc, _ = _evaluate(net, Xv, yv)
         state = {k: v.detach().to("cpu").clone() for k, v in net.state_dict().items()}
-    return _Fit(FittedNetwork(state, mean, std), net, history, initial_loss, val_loss, val_acc,
-                best_epoch)
+    return _Fit(
+        FittedNetwork(state, mean, std), net, history, initial_loss, val_loss, val_acc, best_epoch
+    )
 
 
 def train_model(
@@ -478,8 +487,10 @@ def train_model(
     networks: list[FittedNetwork] = []
     fold_metrics: list[dict[str, float | int]] = []
     true, pred = [], []
-    sums = dict.fromkeys(("loss", "correct", "baseline", "entropy", "val_loss", "val_correct",
-                          "initial", "n_val"), 0.0)
+    sums = dict.fromkeys(
+        ("loss", "correct", "baseline", "entropy", "val_loss", "val_correct", "initial", "n_val"),
+        0.0,
+    )
     for k, (X_test, y_test) in enumerate(tests):
         train, val = rows(k)
         fit = _fit(spec, train, val, dev, threads)
@@ -488,10 +499,19 @@ def train_model(
         majority = int(np.bincount(train[1], minlength=N_CLASSES).argmax())
         entropy = label_entropy(train[1])
         n, n_val = len(y_test), len(val[1])
-        loss, acc, predicted = (math.nan, math.nan, np.empty(0, dtype=np.int64)) if n == 0 else \
-            _evaluate(fit.net, torch.from_numpy(((X_test - fit.network.feature_mean)
-                                                 / fit.network.feature_std).astype(np.float32)
-                                                ).to(dev), torch.from_numpy(y_test).to(dev))
+        loss, acc, predicted = (
+            (math.nan, math.nan, np.empty(0, dtype=np.int64))
+            if n == 0
+            else _evaluate(
+                fit.net,
+                torch.from_numpy(
+                    ((X_test - fit.network.feature_mean) / fit.network.feature_std).astype(
+                        np.float32
+                    )
+                ).to(dev),
+                torch.from_numpy(y_test).to(dev),
+            )
+        )
         baseline = float(np.mean(y_test == majority)) if n else math.nan
         true.append(y_test)
         pred.append(predicted)
@@ -504,12 +524,21 @@ def train_model(
         sums["val_correct"] += fit.val_accuracy * n_val
         sums["initial"] += fit.initial_loss * n_val
         sums["n_val"] += n_val
-        fold_metrics.append({
-            "fold": k + 1, "train_samples": len(train[1]), "val_samples": n_val,
-            "test_samples": n, "test_accuracy": acc, "baseline_accuracy": baseline,
-            "accuracy_lift": acc - baseline, "test_loss": loss, "label_entropy": entropy,
-            "epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
-        })
+        fold_metrics.append(
+            {
+                "fold": k + 1,
+                "train_samples": len(train[1]),
+                "val_samples": n_val,
+                "test_samples": n,
+                "test_accuracy": acc,
+                "baseline_accuracy": baseline,
+                "accuracy_lift": acc - baseline,
+                "test_loss": loss,
+                "label_entropy": entropy,
+                "epochs_run": len(fit.history),
+                "best_epoch": fit.best_epoch,
+            }
+        )
     final_train, final_val = rows(None)
     final = _fit(spec, final_train, final_val, dev, threads)
     history += [{"model": "final", **h} for h in final.history]
@@ -555,8 +584,9 @@ def train_model(
         device=dev.type,
         split=split,
         folds=networks,
-        fold_periods={key: [f.bounds(index[key]) for f in d.periods.folds]
-                      for key, d in datasets.items()},
+        fold_periods={
+            key: [f.bounds(index[key]) for f in d.periods.folds] for key, d in datasets.items()
+        },
         final_periods={key: d.periods.final.bounds(index[key]) for key, d in datasets.items()},
         fold_metrics=fold_metrics,
     )
@@ -608,8 +638,11 @@ def predict_positions(model: TrainedModel, bars: pd.DataFrame) -> pd.Series:
     """The final network's position per bar (what the lockbox is backtested with): see
     :func:`positions_from_probabilities`."""
     probabilities = model.final.probabilities(model.spec, _features(model, bars))
-    return pd.Series(positions_from_probabilities(probabilities, _threshold(model.spec)),
-                     index=bars.index, name="position")
+    return pd.Series(
+        positions_from_probabilities(probabilities, _threshold(model.spec)),
+        index=bars.index,
+        name="position",
+    )
 
 
 def walk_forward_positions(model: TrainedModel, key: str, bars: pd.DataFrame) -> pd.Series:
@@ -623,5 +656,6 @@ def walk_forward_positions(model: TrainedModel, key: str, bars: pd.DataFrame) ->
         start, end = (pd.Timestamp(t) for t in bounds["test"])
         rows = (bars.index >= start) & (bars.index <= end)
         positions[rows] = positions_from_probabilities(
-            network.probabilities(model.spec, X[rows]), _threshold(model.spec))
+            network.probabilities(model.spec, X[rows]), _threshold(model.spec)
+        )
     return pd.Series(positions, index=bars.index, name="position")

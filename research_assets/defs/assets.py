@@ -69,8 +69,9 @@ class ResearchIOManager(dg.ConfigurableIOManagerFactory):
     base_dir: str | None = None
 
     def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
-        return _RefusingIOManager(dg.FilesystemIOManager(base_dir=self.base_dir)
-                                  .create_io_manager(context))
+        return _RefusingIOManager(
+            dg.FilesystemIOManager(base_dir=self.base_dir).create_io_manager(context)
+        )
 
 
 class _RefusingIOManager(dg.IOManager):
@@ -82,8 +83,12 @@ class _RefusingIOManager(dg.IOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         if context.has_asset_key and context.has_asset_partitions:
-            _require_materialized(context.instance, context.asset_key.to_user_string(),
-                                  context.asset_partition_key, context.op_def.name)
+            _require_materialized(
+                context.instance,
+                context.asset_key.to_user_string(),
+                context.asset_partition_key,
+                context.op_def.name,
+            )
         return self._files.load_input(context)
 
 
@@ -97,13 +102,17 @@ def _llm_failure(context: dg.AssetExecutionContext, e: ResearchError) -> dg.Fail
     (they count against the daily budget), and only an unavailable service is worth a retry."""
     usage = getattr(e, "usage", None)
     if usage and usage.get("turns"):
-        context.instance.report_runless_asset_event(dg.AssetObservation(
-            asset_key=context.asset_key, partition=context.partition_key,
-            metadata={**usage_metadata(usage), "failed": True},
-        ))
+        context.instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=context.partition_key,
+                metadata={**usage_metadata(usage), "failed": True},
+            )
+        )
     reason = getattr(e, "reason", None) or "llm_config_error"
     return dg.Failure(
-        description=f"{reason}: {e}", metadata={"reason": reason},
+        description=f"{reason}: {e}",
+        metadata={"reason": reason},
         allow_retries=reason == "llm_unavailable",
     )
 
@@ -118,24 +127,41 @@ def market_data(datasets: MarketDataResource) -> dg.MaterializeResult:
     except ResearchError as e:
         raise _user_failure(e) from e
     rows = [
-        dg.TableRecord({"dataset": d.key, "rows": d.rows, "start": str(d.start.date()),
-                        "end": str(d.end.date()), "file": d.path.name})
+        dg.TableRecord(
+            {
+                "dataset": d.key,
+                "rows": d.rows,
+                "start": str(d.start.date()),
+                "end": str(d.end.date()),
+                "file": d.path.name,
+            }
+        )
         for d in found
     ]
-    return dg.MaterializeResult(metadata={
-        "directory": str(datasets.directory()),
-        "datasets": dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[
-            dg.TableColumn(c, "int" if c == "rows" else "string")
-            for c in ("dataset", "rows", "start", "end", "file")
-        ])),
-        "dataset_count": len(found),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "directory": str(datasets.directory()),
+            "datasets": dg.MetadataValue.table(
+                rows,
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn(c, "int" if c == "rows" else "string")
+                        for c in ("dataset", "rows", "start", "end", "file")
+                    ]
+                ),
+            ),
+            "dataset_count": len(found),
+        }
+    )
 
 
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
 def strategy_spec(
-    context: dg.AssetExecutionContext, config: ResearchConfig, designer: DesignerResource,
-    datasets: MarketDataResource, cancel_watch: CancelWatchResource,
+    context: dg.AssetExecutionContext,
+    config: ResearchConfig,
+    designer: DesignerResource,
+    datasets: MarketDataResource,
+    cancel_watch: CancelWatchResource,
 ) -> dg.Output[StrategySpec]:
     """A strategy designed for this research, from the brief and the memory of past researches.
     Its config (seed, brief, spec, worker) wins over the request recorded at trigger time."""
@@ -150,7 +176,8 @@ def strategy_spec(
             design = Design(request.spec, "Given by the user (--spec or config).", "user", {})
         else:
             design = designer.get_designer().design(
-                DesignRequest(research_id, request.seed, request.brief), memory,
+                DesignRequest(research_id, request.seed, request.brief),
+                memory,
                 datasets.datasets(),
             )
     except (LLMError, LLMConfigError) as e:
@@ -175,54 +202,75 @@ def strategy_spec(
 
 
 @dg.asset(
-    partitions_def=research_partitions, group_name="research", kinds={"pytorch"},
-    check_specs=TRAINING_GATE_CHECKS, pool="training", deps=[market_data],
+    partitions_def=research_partitions,
+    group_name="research",
+    kinds={"pytorch"},
+    check_specs=TRAINING_GATE_CHECKS,
+    pool="training",
+    deps=[market_data],
 )
 def trained_model(
-    context: dg.AssetExecutionContext, strategy_spec: StrategySpec,
-    datasets: MarketDataResource, training: TrainingResource, gates: QualityGatesResource,
-    pools: PoolsResource, cancel_watch: CancelWatchResource,
+    context: dg.AssetExecutionContext,
+    strategy_spec: StrategySpec,
+    datasets: MarketDataResource,
+    training: TrainingResource,
+    gates: QualityGatesResource,
+    pools: PoolsResource,
+    cancel_watch: CancelWatchResource,
 ):
     """The spec's MLP, trained walk-forward: one network per fold, scored on the fold's test
     slice (together, the out-of-sample backtest period), and a final network trained on all the
     history before the lockbox."""
     try:
         model = pipeline.train(
-            strategy_spec, datasets.directory(), threads=training.threads,
+            strategy_spec,
+            datasets.directory(),
+            threads=training.threads,
             device=training.device,
         )
     except ResearchError as e:
         raise _user_failure(e) from e
     metrics = model.metrics.as_dict()
     gate = evaluate_training_gate(metrics, gates.thresholds())
-    yield dg.Output(model, metadata={
-        **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
-        "device": model.device,
-        "history": _table(model.history),
-        "folds": _table(model.fold_metrics),
-        "periods": dg.MetadataValue.json(model.periods),
-        "fold_periods": dg.MetadataValue.json({"walk_forward": model.fold_periods,
-                                               "final": model.final_periods}),
-        **gate_metadata(gate),
-    })
+    yield dg.Output(
+        model,
+        metadata={
+            **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
+            "device": model.device,
+            "history": _table(model.history),
+            "folds": _table(model.fold_metrics),
+            "periods": dg.MetadataValue.json(model.periods),
+            "fold_periods": dg.MetadataValue.json(
+                {"walk_forward": model.fold_periods, "final": model.final_periods}
+            ),
+            **gate_metadata(gate),
+        },
+    )
     yield from gate_check_results(context, gate)
 
 
 @dg.asset(
-    partitions_def=research_partitions, group_name="research", kinds={"numpy"},
-    check_specs=BACKTEST_GATE_CHECKS, pool="backtest",
+    partitions_def=research_partitions,
+    group_name="research",
+    kinds={"numpy"},
+    check_specs=BACKTEST_GATE_CHECKS,
+    pool="backtest",
 )
 def backtest_report(
-    context: dg.AssetExecutionContext, trained_model: TrainedModel,
-    datasets: MarketDataResource, gates: QualityGatesResource, pools: PoolsResource,
+    context: dg.AssetExecutionContext,
+    trained_model: TrainedModel,
+    datasets: MarketDataResource,
+    gates: QualityGatesResource,
+    pools: PoolsResource,
     cancel_watch: CancelWatchResource,
 ):
     """The model's signals backtested on the out-of-sample period of every symbol and timeframe:
     each walk-forward fold's network on its own test slice."""
     _require_gate(context, TRAINING_GATE)
     try:
-        report = pipeline.backtest(trained_model, datasets.directory(), "backtest",
-                                   _trial_history(context, trained_model))
+        report = pipeline.backtest(
+            trained_model, datasets.directory(), "backtest", _trial_history(context, trained_model)
+        )
     except ResearchError as e:
         raise _user_failure(e) from e
     gate = evaluate_backtest_gate(report.summary, gates.thresholds())
@@ -232,14 +280,21 @@ def backtest_report(
 
 @dg.asset(partitions_def=research_partitions, group_name="research", kinds={"python"})
 def assessment(
-    context: dg.AssetExecutionContext, strategy_spec: StrategySpec, trained_model: TrainedModel,
-    backtest_report: pipeline.BacktestReport, designer: DesignerResource,
+    context: dg.AssetExecutionContext,
+    strategy_spec: StrategySpec,
+    trained_model: TrainedModel,
+    backtest_report: pipeline.BacktestReport,
+    designer: DesignerResource,
     cancel_watch: CancelWatchResource,
 ) -> dg.Output[Any]:
     """What this research shows, and what to try next: read by later designs."""
     _require_gate(context, BACKTEST_GATE)
-    args = (strategy_spec, trained_model.metrics.as_dict(), backtest_report.summary,
-            backtest_report.stats)
+    args = (
+        strategy_spec,
+        trained_model.metrics.as_dict(),
+        backtest_report.summary,
+        backtest_report.stats,
+    )
     trials = backtest_report.trials.count  # what the Deflated Sharpe Ratio was deflated by
     try:
         claude = designer.get_assessor()
@@ -251,35 +306,47 @@ def assessment(
         raise _llm_failure(context, e) from e
     bullets = "\n".join(
         f"**{title}**\n" + "\n".join(f"- {item}" for item in items)
-        for title, items in (("Strengths", result.strengths), ("Weaknesses", result.weaknesses),
-                             ("Suggestions", result.suggestions), ("Hypotheses", result.hypotheses))
+        for title, items in (
+            ("Strengths", result.strengths),
+            ("Weaknesses", result.weaknesses),
+            ("Suggestions", result.suggestions),
+            ("Hypotheses", result.hypotheses),
+        )
         if items
     )
-    return dg.Output(result, metadata={
-        "verdict": result.verdict,
-        "summary": dg.MetadataValue.md(f"{result.summary}\n\n{bullets}"),
-        "suggestions": dg.MetadataValue.json(list(result.suggestions)),
-        "assessment": dg.MetadataValue.json(result.model_dump()),
-        "assessor": assessor,
-        **usage_metadata(usage),
-    })
+    return dg.Output(
+        result,
+        metadata={
+            "verdict": result.verdict,
+            "summary": dg.MetadataValue.md(f"{result.summary}\n\n{bullets}"),
+            "suggestions": dg.MetadataValue.json(list(result.suggestions)),
+            "assessment": dg.MetadataValue.json(result.model_dump()),
+            "assessor": assessor,
+            **usage_metadata(usage),
+        },
+    )
 
 
 @dg.asset(
-    partitions_def=research_partitions, group_name="leaderboard", kinds={"numpy"},
+    partitions_def=research_partitions,
+    group_name="leaderboard",
+    kinds={"numpy"},
     deps=[assessment],
 )
 def lockbox_report(
-    context: dg.AssetExecutionContext, trained_model: TrainedModel,
-    datasets: MarketDataResource, cancel_watch: CancelWatchResource,
+    context: dg.AssetExecutionContext,
+    trained_model: TrainedModel,
+    datasets: MarketDataResource,
+    cancel_watch: CancelWatchResource,
 ) -> dg.Output[pipeline.BacktestReport]:
     """The model on the lockbox, the newest slice of data. Only the leaderboard reads it: no
     designer, gate or assessment ever sees these figures."""
     _require_gate(context, BACKTEST_GATE)
     _require_materialized(context.instance, ASSESSMENT, context.partition_key, LOCKBOX_REPORT)
     try:
-        report = pipeline.backtest(trained_model, datasets.directory(), "lockbox",
-                                   _backtest_trials(context))
+        report = pipeline.backtest(
+            trained_model, datasets.directory(), "lockbox", _backtest_trials(context)
+        )
     except ResearchError as e:
         raise _user_failure(e) from e
     return dg.Output(report, metadata=_report_metadata(report))
@@ -298,8 +365,9 @@ def _table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
             return round(v, 6) if math.isfinite(v) else None
         return v
 
-    return dg.MetadataValue.table([dg.TableRecord({k: cell(v) for k, v in row.items()})
-                                   for row in rows])
+    return dg.MetadataValue.table(
+        [dg.TableRecord({k: cell(v) for k, v in row.items()}) for row in rows]
+    )
 
 
 def _require_gate(context: dg.AssetExecutionContext, gate: str) -> None:
@@ -338,8 +406,7 @@ def _not_materialized(upstream: str, research_id: str, asset: str) -> dg.Failure
     )
 
 
-def _trial_history(context: dg.AssetExecutionContext, model: TrainedModel
-                   ) -> pipeline.TrialHistory:
+def _trial_history(context: dg.AssetExecutionContext, model: TrainedModel) -> pipeline.TrialHistory:
     """The researches created before this one on its datasets, from the instance's records."""
     memory = load_memory(context.instance)
     mine = next((r for r in memory.records if r.research_id == context.partition_key), None)
@@ -362,15 +429,22 @@ def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
     # Every row has every column (Dagster requires it): a figure one dataset lacks (no trades,
     # so no Sharpe ratio) is an empty cell.
     columns = ["dataset", *dict.fromkeys(c for s in stats.values() for c in s)]
-    rows = [dg.TableRecord({"dataset": k, **{c: s.get(c) for c in columns[1:]}})
-            for k, s in stats.items()]
+    rows = [
+        dg.TableRecord({"dataset": k, **{c: s.get(c) for c in columns[1:]}})
+        for k, s in stats.items()
+    ]
     metadata: dict[str, Any] = {
         "period": report.period,
         "stats": dg.MetadataValue.json(stats),
         "summary": dg.MetadataValue.json(summary),
-        "statistics": dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[
-            dg.TableColumn(c, "string" if c == "dataset" else "float") for c in columns
-        ])),
+        "statistics": dg.MetadataValue.table(
+            rows,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn(c, "string" if c == "dataset" else "float") for c in columns
+                ]
+            ),
+        ),
         "bounds": dg.MetadataValue.json({k: list(v) for k, v in report.bounds.items()}),
         # what the Deflated Sharpe Ratio was deflated by
         "trials": report.trials.count,
@@ -380,16 +454,21 @@ def _report_metadata(report: pipeline.BacktestReport) -> dict[str, Any]:
         if summary.get(key) is not None:
             metadata[key] = float(summary[key])
     if report.folds:
-        metadata["folds"] = _table([{"dataset": key, **row} for key, rows in report.folds.items()
-                                    for row in rows])
+        metadata["folds"] = _table(
+            [{"dataset": key, **row} for key, rows in report.folds.items() for row in rows]
+        )
     if report.equity:
         # a fold's first bar, where its network takes over (the first fold's is the start)
-        starts = sorted({pd.Timestamp(row["start"]) for rows in report.folds.values()
-                         for row in rows[1:]})
+        starts = sorted(
+            {pd.Timestamp(row["start"]) for rows in report.folds.values() for row in rows[1:]}
+        )
         title = f"{report.period} period" + (
-            f", {len(next(iter(report.folds.values())))} walk-forward folds" if starts else "")
-        metadata["equity_curve"] = dg.MetadataValue.md(png_markdown(
-            equity_curve_png(report.equity, title=title, boundaries=starts),
-            alt=f"{report.period} equity curve",
-        ))
+            f", {len(next(iter(report.folds.values())))} walk-forward folds" if starts else ""
+        )
+        metadata["equity_curve"] = dg.MetadataValue.md(
+            png_markdown(
+                equity_curve_png(report.equity, title=title, boundaries=starts),
+                alt=f"{report.period} equity curve",
+            )
+        )
     return metadata

@@ -43,8 +43,13 @@ import dagster as dg
 
 _STOPPING = {dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED}
 _STEP_START = dg.DagsterEventType.STEP_START
-_STEP_EVENTS = {_STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
-                dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.STEP_UP_FOR_RETRY}
+_STEP_EVENTS = {
+    _STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED,
+    dg.DagsterEventType.STEP_UP_FOR_RETRY,
+}
 
 
 class CancelWatchResource(dg.ConfigurableResource):
@@ -61,15 +66,19 @@ class CancelWatchResource(dg.ConfigurableResource):
         run_id = run.run_id if run is not None else None
         # Python runs signal handlers in the main thread only: elsewhere Dagster does not turn
         # SIGINT into an interrupt either, so there is nothing to watch.
-        if instance is None or run_id is None or (
-                threading.current_thread() is not threading.main_thread()):
+        if (
+            instance is None
+            or run_id is None
+            or (threading.current_thread() is not threading.main_thread())
+        ):
             yield self
             return
         stop = threading.Event()
         watcher = threading.Thread(
-            target=_watch, args=(instance, run_id, stop, self.poll_interval_s,
-                                 self.resend_after_s),
-            name=f"cancel-watch-{run_id[:8]}", daemon=True,
+            target=_watch,
+            args=(instance, run_id, stop, self.poll_interval_s, self.resend_after_s),
+            name=f"cancel-watch-{run_id[:8]}",
+            daemon=True,
         )
         watcher.start()
         try:
@@ -81,8 +90,13 @@ class CancelWatchResource(dg.ConfigurableResource):
             watcher.join()
 
 
-def _watch(instance: dg.DagsterInstance, run_id: str, stop: threading.Event,
-           poll_interval_s: float, resend_after_s: float) -> None:
+def _watch(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    stop: threading.Event,
+    poll_interval_s: float,
+    resend_after_s: float,
+) -> None:
     since = None  # when the run was first seen cancelled, then when it was last interrupted
     while not stop.wait(poll_interval_s):
         try:
@@ -103,8 +117,9 @@ def _in_step(instance: dg.DagsterInstance, run_id: str) -> bool:
     """Whether a step of the run is running: its newest step event is a start. (The research
     job's executor runs one step at a time.)"""
     try:
-        newest = instance.get_records_for_run(run_id, of_type=_STEP_EVENTS, limit=1,
-                                              ascending=False).records
+        newest = instance.get_records_for_run(
+            run_id, of_type=_STEP_EVENTS, limit=1, ascending=False
+        ).records
     except Exception:  # a storage hiccup: the next poll asks again
         return False
     return bool(newest) and newest[0].event_log_entry.dagster_event_type == _STEP_START

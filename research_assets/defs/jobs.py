@@ -24,6 +24,7 @@ research_job = dg.define_asset_job(
 )
 
 market_data_job = dg.define_asset_job(
-    "market_data_job", selection=dg.AssetSelection.assets(market_data),
+    "market_data_job",
+    selection=dg.AssetSelection.assets(market_data),
     description="Load and validate every dataset in the market data directory.",
 )

@@ -70,8 +70,10 @@ def ensure_pools(instance: dg.DagsterInstance) -> list[str]:
                 continue
             if stale is None or not stale.from_default:
                 # Not the bug above: leave the pool to Dagster, which claims it as it can.
-                warnings.append(f"pool {pool!r}: could not write its limit ({e}); Dagster "
-                                "will try again when a step claims a slot")
+                warnings.append(
+                    f"pool {pool!r}: could not write its limit ({e}); Dagster "
+                    "will try again when a step claims a slot"
+                )
                 continue
             storage.set_concurrency_slots(pool, default)
             warnings.append(
@@ -122,20 +124,29 @@ def release_stuck_steps(instance: dg.DagsterInstance, now: float | None = None) 
     now = time.time() if now is None else now
     released = []
     for pool in POOLS:
-        stuck = [p for p in storage.get_concurrency_info(pool).pending_steps
-                 if p.assigned_timestamp is None and now - _utc(p.enqueued_timestamp).timestamp()
-                 > STUCK_AFTER_S]
+        stuck = [
+            p
+            for p in storage.get_concurrency_info(pool).pending_steps
+            if p.assigned_timestamp is None
+            and now - _utc(p.enqueued_timestamp).timestamp() > STUCK_AFTER_S
+        ]
         for _ in stuck:
             if not storage.has_unassigned_slots(pool):
                 break
             storage.assign_pending_steps([pool])
         if stuck:
-            waiting = {(p.run_id, p.step_key) for p in storage.get_concurrency_info(pool)
-                       .pending_steps if p.assigned_timestamp is None}
-            released += [f"pool {pool!r}: handed a free slot to {p.step_key} of run "
-                         f"{p.run_id[:8]}, which had waited for one since "
-                         f"{_utc(p.enqueued_timestamp):%H:%M:%S} UTC"
-                         for p in stuck if (p.run_id, p.step_key) not in waiting]
+            waiting = {
+                (p.run_id, p.step_key)
+                for p in storage.get_concurrency_info(pool).pending_steps
+                if p.assigned_timestamp is None
+            }
+            released += [
+                f"pool {pool!r}: handed a free slot to {p.step_key} of run "
+                f"{p.run_id[:8]}, which had waited for one since "
+                f"{_utc(p.enqueued_timestamp):%H:%M:%S} UTC"
+                for p in stuck
+                if (p.run_id, p.step_key) not in waiting
+            ]
     return released
 
 
@@ -144,9 +155,12 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Hands a free training or backtest slot to a step that a race in "
-           "Dagster left waiting for one.")
+@dg.sensor(
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Hands a free training or backtest slot to a step that a race in "
+    "Dagster left waiting for one.",
+)
 def pool_watchdog(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     released = release_stuck_steps(context.instance)
     for line in released:

@@ -32,16 +32,21 @@ class ResearchConfig(dg.Config):
     """
 
     seed: int | None = Field(
-        default=None, description="The designer's seed (0 or more). Default: the recorded "
-        "request's, else one derived from the research id.")
-    brief: str | None = Field(
-        default=None, description="A research brief passed to the designer.")
+        default=None,
+        description="The designer's seed (0 or more). Default: the recorded "
+        "request's, else one derived from the research id.",
+    )
+    brief: str | None = Field(default=None, description="A research brief passed to the designer.")
     spec: Any = Field(
-        default=None, description="A strategy spec (YAML or JSON text, or a mapping) to "
-        "research as is instead of designing one.")
+        default=None,
+        description="A strategy spec (YAML or JSON text, or a mapping) to "
+        "research as is instead of designing one.",
+    )
     worker: WorkerClass | None = Field(
-        default=None, description="The worker class whose run limit this research counts "
-        "against (research/worker run tag). Default: the recorded request's, else cpu.")
+        default=None,
+        description="The worker class whose run limit this research counts "
+        "against (research/worker run tag). Default: the recorded request's, else cpu.",
+    )
 
     def given(self) -> bool:
         return any(v is not None for v in (self.seed, self.brief, self.spec, self.worker))
@@ -63,7 +68,10 @@ class ResearchConfig(dg.Config):
 
 
 def run_config(
-    *, seed: int | None = None, brief: str | None = None, spec: StrategySpec | None = None,
+    *,
+    seed: int | None = None,
+    brief: str | None = None,
+    spec: StrategySpec | None = None,
     worker: str | None = None,
 ) -> dict[str, Any]:
     """The run config that gives a research these inputs (only those that are set)."""
@@ -108,8 +116,10 @@ def resolve_request(context: dg.AssetExecutionContext, config: ResearchConfig):
     base = recorded or ResearchRequest(research_id, default_seed(research_id), None, 0.0)
     seed, spec = config.checked_seed(), config.checked_spec()
     wanted = ResearchRequest(
-        research_id, base.seed if seed is None else seed,
-        base.brief if config.brief is None else config.brief, base.requested_at,
+        research_id,
+        base.seed if seed is None else seed,
+        base.brief if config.brief is None else config.brief,
+        base.requested_at,
         base.spec if spec is None else spec,
         base.worker if config.worker is None else config.worker.value,
         base.launched_by or _launched_by(context),
@@ -121,9 +131,15 @@ def resolve_request(context: dg.AssetExecutionContext, config: ResearchConfig):
     run = context.instance.get_run_record_by_id(context.run.run_id)
     created = run.create_timestamp.timestamp() if run is not None else None
     return record_request(
-        context.instance, research_id, seed=wanted.seed, brief=wanted.brief, spec=wanted.spec,
-        worker=wanted.worker or DEFAULT_WORKER, launched_by=wanted.launched_by,
-        add_partition=False, requested_at=recorded.requested_at if recorded else created,
+        context.instance,
+        research_id,
+        seed=wanted.seed,
+        brief=wanted.brief,
+        spec=wanted.spec,
+        worker=wanted.worker or DEFAULT_WORKER,
+        launched_by=wanted.launched_by,
+        add_partition=False,
+        requested_at=recorded.requested_at if recorded else created,
     )
 
 

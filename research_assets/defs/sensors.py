@@ -42,24 +42,32 @@ def research_run(research_id: str, request: ResearchRequest | None) -> dg.RunReq
     """The run of one research: its inputs as run config (what the run page shows and a
     re-execution repeats), its worker class as a tag (what the run queue limits)."""
     if request is None:  # added with "Add partition" in the UI: the defaults
-        return dg.RunRequest(run_key=research_id, partition_key=research_id,
-                             tags=research_tags(research_id))
+        return dg.RunRequest(
+            run_key=research_id, partition_key=research_id, tags=research_tags(research_id)
+        )
     return dg.RunRequest(
-        run_key=research_id, partition_key=research_id,
+        run_key=research_id,
+        partition_key=research_id,
         tags=research_tags(research_id, request.worker),
-        run_config=run_config(seed=request.seed, brief=request.brief, spec=request.spec,
-                              worker=request.worker),
+        run_config=run_config(
+            seed=request.seed, brief=request.brief, spec=request.spec, worker=request.worker
+        ),
     )
 
 
 # A tick that finds nothing new is one query; ticking often keeps trigger-to-run latency low.
 @dg.sensor(
-    job=research_job, minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING,
+    job=research_job,
+    minimum_interval_seconds=2,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches one queued run per new research partition (run key = research id).",
 )
 def research_intake(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     page = context.instance.get_paginated_dynamic_partitions(
-        research_partitions.name, limit=INTAKE_PAGE, ascending=True, cursor=context.cursor,
+        research_partitions.name,
+        limit=INTAKE_PAGE,
+        ascending=True,
+        cursor=context.cursor,
     )
     new = list(page.results)
     if not new:
@@ -72,14 +80,19 @@ def research_intake(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     run_requests = [research_run(key, requests.get(key)) for key in new if key not in skip]
     if not run_requests:
         # Move past them all the same: a page of skipped partitions must not stall the intake.
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{len(new)} new research partitions, all already launched or cancelled"
-        ), cursor=page.cursor)
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"{len(new)} new research partitions, all already launched or cancelled"
+            ),
+            cursor=page.cursor,
+        )
     return dg.SensorResult(run_requests=run_requests, cursor=page.cursor)
 
 
 @dg.sensor(
-    job=research_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+    job=research_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts a new research whenever capacity and today's budget allow. "
     "RESEARCH_AUTOPILOT_BRIEF sets the brief.",
 )
@@ -95,11 +108,16 @@ def research_autopilot(context: dg.SensorEvaluationContext) -> dg.SensorResult |
     # finds the partition with its run and leaves it alone.
     return dg.SensorResult(
         dynamic_partitions_requests=[research_partitions.build_add_request([research_id])],
-        run_requests=[dg.RunRequest(
-            run_key=research_id, partition_key=research_id, tags=research_tags(research_id),
-            run_config=run_config(seed=default_seed(research_id), brief=brief,
-                                  worker=DEFAULT_WORKER),
-        )],
+        run_requests=[
+            dg.RunRequest(
+                run_key=research_id,
+                partition_key=research_id,
+                tags=research_tags(research_id),
+                run_config=run_config(
+                    seed=default_seed(research_id), brief=brief, worker=DEFAULT_WORKER
+                ),
+            )
+        ],
     )
 
 
@@ -108,7 +126,8 @@ SUMMARY_PAGE = 500
 
 
 @dg.sensor(
-    minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Keeps each research's status summary (research_assets/state) current as its "
     "runs change, so that `research status` does not read a research's events again.",
 )
@@ -120,7 +139,10 @@ def research_summaries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     since = float(context.cursor) if context.cursor else 0.0
     records = context.instance.get_run_records(
         dg.RunsFilter(updated_after=datetime.fromtimestamp(since, UTC)),
-        limit=SUMMARY_PAGE, order_by="update_timestamp", ascending=True)
+        limit=SUMMARY_PAGE,
+        order_by="update_timestamp",
+        ascending=True,
+    )
     ids = sorted({r.dagster_run.tags.get(PARTITION_TAG) for r in records} - {None})
     if ids:
         read_statuses(context.instance, ids)

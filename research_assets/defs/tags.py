@@ -18,5 +18,9 @@ GATE_DESCRIPTION = "gate_description"
 
 # LLM usage metadata on strategy_spec and assessment (and on the observations of failed calls).
 USAGE_PREFIX = "usage/"
-TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-              "cache_read_input_tokens")
+TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)

@@ -80,8 +80,9 @@ class ClaudeAssessor:
     ) -> tuple[Assessment, dict[str, Any]]:
         """The assessment and the usage dict; raises ``LLMError`` / ``LLMConfigError`` (with
         ``usage``) on failure. ``trials``: what the Deflated Sharpe Ratio was deflated by."""
-        reference = rules.assess(spec, training, backtest_summary, backtest_by_dataset,
-                                 trials=trials)
+        reference = rules.assess(
+            spec, training, backtest_summary, backtest_by_dataset, trials=trials
+        )
         first = prompts.ASSESS_CONTEXT.format(
             spec=as_json(spec.to_dict()),
             training=as_json(_figures(training)),
@@ -89,7 +90,8 @@ class ClaudeAssessor:
             by_dataset="\n".join(
                 f"{key}: {as_json(_figures(stats))}"
                 for key, stats in sorted(backtest_by_dataset.items())
-            ) or "none",
+            )
+            or "none",
             trials="not recorded" if trials is None else trials,
             rule_verdict=reference.summary,  # "<verdict>: <why>. <figures>"
         )
@@ -100,26 +102,38 @@ class ClaudeAssessor:
             Assessment,
             lambda a: ToolResult(prompts.SAVED, done=True, value=a),
         )
-        system = [{
-            "type": "text",
-            "text": assess_system_prompt(),
-            "cache_control": {"type": "ephemeral"},
-        }]
+        system = [
+            {
+                "type": "text",
+                "text": assess_system_prompt(),
+                "cache_control": {"type": "ephemeral"},
+            }
+        ]
         assessment: Assessment = run_tool_loop(
-            self.client, task="assessment", system=system, tools=[tool], first_message=first,
+            self.client,
+            task="assessment",
+            system=system,
+            tools=[tool],
+            first_message=first,
             usage=usage,
         )
         if assessment.verdict != reference.verdict:
             log.info(
                 "Claude's verdict %s differs from the rule-based %s for %s",
-                assessment.verdict, reference.verdict, spec.name,
+                assessment.verdict,
+                reference.verdict,
+                spec.name,
             )
         if assessment.verdict == "promising" and reference.verdict != "promising":
             # "promising" promises significance and an edge over buy & hold (the rules in
             # core/assessor.py): Claude may word the assessment, not lower that bar.
-            assessment = assessment.model_copy(update={
-                "verdict": reference.verdict,
-                "summary": (f"Not promising by the rules ({reference.summary}) "
-                            f"Claude's view: {assessment.summary}")[:rules.MAX_SUMMARY_CHARS],
-            })
+            assessment = assessment.model_copy(
+                update={
+                    "verdict": reference.verdict,
+                    "summary": (
+                        f"Not promising by the rules ({reference.summary}) "
+                        f"Claude's view: {assessment.summary}"
+                    )[: rules.MAX_SUMMARY_CHARS],
+                }
+            )
         return assessment, usage.to_dict()

@@ -118,7 +118,8 @@ class _Response(BaseModel):
             if not isinstance(block.get("type"), str):
                 raise ValueError(f"content[{i}] has no type")
             if block["type"] == "tool_use" and not (
-                isinstance(block.get("id"), str) and isinstance(block.get("name"), str)
+                isinstance(block.get("id"), str)
+                and isinstance(block.get("name"), str)
                 and "input" in block
             ):
                 raise ValueError(f"content[{i}] is a tool_use without id, name or input")
@@ -229,8 +230,10 @@ class ClaudeClient:
                     break  # the server says a retry will not help (x-should-retry: false)
             except anthropic.APIConnectionError as e:
                 is_timeout = isinstance(e, anthropic.APITimeoutError)
-                last = f"no answer within {s.timeout_s:g} s" if is_timeout else (
-                    f"cannot connect to {self._base_url} ({type(e.__cause__ or e).__name__})"
+                last = (
+                    f"no answer within {s.timeout_s:g} s"
+                    if is_timeout
+                    else (f"cannot connect to {self._base_url} ({type(e.__cause__ or e).__name__})")
                 )
             except anthropic.AnthropicError as e:  # e.g. a response the SDK itself rejects
                 raise LLMError(
@@ -242,7 +245,10 @@ class ClaudeClient:
                 wait = retry_wait(headers, attempt, s.max_retry_wait_s)
                 log.warning(
                     "Claude request failed (%s); retry %d of %d in %.1f s",
-                    last, attempt + 1, s.max_retries, wait,
+                    last,
+                    attempt + 1,
+                    s.max_retries,
+                    wait,
                 )
                 self._sleep(wait)
         tries = attempt + 1
@@ -290,8 +296,13 @@ class ClaudeClient:
         log.info(
             "Claude %s replied (stop_reason=%s, input=%d, output=%d, cache write=%d, "
             "cache read=%d tokens, request-id %s)",
-            self.settings.model, parsed.stop_reason, usage["input_tokens"], usage["output_tokens"],
-            usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"], request_id,
+            self.settings.model,
+            parsed.stop_reason,
+            usage["input_tokens"],
+            usage["output_tokens"],
+            usage["cache_creation_input_tokens"],
+            usage["cache_read_input_tokens"],
+            request_id,
         )
         # body["content"], not parsed.content: the blocks go back to the API as received
         return Reply(list(body["content"]), parsed.stop_reason, usage, request_id)
@@ -300,9 +311,7 @@ class ClaudeClient:
         """A non-retryable HTTP error as a message that says what to fix."""
         s = self.settings
         detail = f"{status} {kind}: {redact(message, self._key)}" if message else str(status)
-        proxy = (
-            f" and {ENV_BASE_URL}={self._base_url!r}" if s.base_url else ""
-        )
+        proxy = f" and {ENV_BASE_URL}={self._base_url!r}" if s.base_url else ""
         if status == 401:
             return LLMConfigError(f"{ENV_KEY} was rejected ({detail}): check the key{proxy}")
         if status == 403:
@@ -313,15 +322,19 @@ class ClaudeClient:
         if status == 404:
             where = (
                 f"; if the model is right, check that {ENV_BASE_URL}={self._base_url!r} points at "
-                "the Anthropic API" if s.base_url else ""
+                "the Anthropic API"
+                if s.base_url
+                else ""
             )
             return LLMConfigError(
                 f"model {s.model!r} not found ({detail}): set {ENV_MODEL} to one of "
                 f"{', '.join(known_models())}{where}"
             )
         if status == 402:
-            return LLMConfigError(f"the Anthropic account cannot pay for this ({detail}): add "
-                                  "credits or check billing")
+            return LLMConfigError(
+                f"the Anthropic account cannot pay for this ({detail}): add "
+                "credits or check billing"
+            )
         return LLMConfigError(
             f"the Claude API rejected the request ({detail}): check {ENV_MODEL}={s.model!r} "
             "(it must support tool use) and the RESEARCH_LLM_* settings"

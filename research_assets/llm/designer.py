@@ -65,8 +65,13 @@ RECENT_IN_PROMPT = 20  # researches shown in the first message; the tool pages t
 BEST_IN_PROMPT = 3
 CLIP_CHARS = 160  # hypotheses and suggestions are clipped in the compact view
 # The figures of a record shown in the first message, with short names (explained there).
-_TRAINING_KEYS = {"test_accuracy": "acc", "test_loss": "loss", "loss_decrease": "loss_drop",
-                  "accuracy_lift": "lift", "loss_ratio": "loss_ratio"}
+_TRAINING_KEYS = {
+    "test_accuracy": "acc",
+    "test_loss": "loss",
+    "loss_decrease": "loss_drop",
+    "accuracy_lift": "lift",
+    "loss_ratio": "loss_ratio",
+}
 _BACKTEST_KEYS = {
     "Return [%]": "ret%",
     "Buy & Hold Return [%]": "bh%",
@@ -138,8 +143,11 @@ def record_line(record: ResearchRecord) -> str:
         parts[0] += f" by {d.get('rejected_by')}: {_clip(why, GATE_DESCRIPTION_CHARS)}"
     if record.spec is not None:
         decisions = record.spec.decisions
-        conf = (f" conf {_sig(decisions.confidence_threshold)}"
-                if decisions is not None and decisions.confidence_threshold else "")
+        conf = (
+            f" conf {_sig(decisions.confidence_threshold)}"
+            if decisions is not None and decisions.confidence_threshold
+            else ""
+        )
         parts.append(
             f"{d['strategy']} {','.join(d['symbols'])} {','.join(d['timeframes'])} "
             f"[{','.join(d['indicators'])}] {_labels_text(record.spec)}{conf} "
@@ -173,7 +181,8 @@ def memory_text(memory: ResearchMemory) -> tuple[str, str, str]:
     counts = memory.rejection_counts()
     rejections = (
         prompts.REJECTIONS.format(counts=", ".join(f"{k} {v}" for k, v in counts.items()))
-        if counts else ""
+        if counts
+        else ""
     )
     return intro, "\n".join(lines), rejections
 
@@ -187,9 +196,13 @@ def catalogue_text() -> str:
             for name, p in info.params.items()
         )
         outputs = ", ".join(
-            o + ("*" if o == info.default_output else "")
-            + (f" ~[{info.typical_range[o][0]}, {info.typical_range[o][1]}]"
-               if o in info.typical_range else "")
+            o
+            + ("*" if o == info.default_output else "")
+            + (
+                f" ~[{info.typical_range[o][0]}, {info.typical_range[o][1]}]"
+                if o in info.typical_range
+                else ""
+            )
             for o in info.outputs
         )
         lines.append(f"{info.name}: {info.description}. params: {params}. outputs: {outputs}")
@@ -209,8 +222,11 @@ def gates_text(t: GateThresholds | None = None) -> str:
         f"a deployment sets them.\n"
         f"- backtest gate, on the out-of-sample period pooled over the spec's datasets, in this "
         f"order: at least {t.min_trades:g} trades (too_few_trades); "
-        + (f"win rate at least {t.min_win_rate:g} (win_rate_too_low); " if t.min_win_rate > 0
-           else "")  # off by default: a trend follower wins fewer than half its trades
+        + (
+            f"win rate at least {t.min_win_rate:g} (win_rate_too_low); "
+            if t.min_win_rate > 0
+            else ""
+        )  # off by default: a trend follower wins fewer than half its trades
         + f"max drawdown at most {t.max_drawdown:g} "
         f"(drawdown_too_high); Sharpe at least {t.min_sharpe:g} (sharpe_too_low); Sharpe above "
         f"buy & hold's on the same bars by more than {t.min_excess_sharpe:g} "
@@ -271,10 +287,20 @@ class _Session:
 
     def tools(self) -> list[Tool]:
         return [
-            Tool("get_available_indicators", prompts.TOOL_INDICATORS, _NoInput,
-                 lambda _: ToolResult(as_json(describe_catalog())), _EMPTY_SCHEMA),
-            Tool("get_available_symbols", prompts.TOOL_SYMBOLS, _NoInput,
-                 lambda _: ToolResult(as_json(dataset_rows(self.datasets))), _EMPTY_SCHEMA),
+            Tool(
+                "get_available_indicators",
+                prompts.TOOL_INDICATORS,
+                _NoInput,
+                lambda _: ToolResult(as_json(describe_catalog())),
+                _EMPTY_SCHEMA,
+            ),
+            Tool(
+                "get_available_symbols",
+                prompts.TOOL_SYMBOLS,
+                _NoInput,
+                lambda _: ToolResult(as_json(dataset_rows(self.datasets))),
+                _EMPTY_SCHEMA,
+            ),
             Tool("get_recent_strategies", prompts.TOOL_RECENT, _RecentInput, self.recent),
             Tool("validate_strategy_config", prompts.TOOL_VALIDATE, _SpecInput, self.validate),
             Tool("save_strategy_config", prompts.TOOL_SAVE, _SaveInput, self.save),
@@ -284,7 +310,7 @@ class _Session:
         records = self.memory.records
         if args.status:
             records = [r for r in records if r.status == args.status]
-        page = records[args.offset: args.offset + args.limit]
+        page = records[args.offset : args.offset + args.limit]
         out = []
         for r in page:
             d = r.to_prompt_dict()
@@ -305,8 +331,9 @@ class _Session:
         except SpecError as e:
             return None, prompts.SPEC_INVALID.format(tool=tool, errors=str(e))
         td = spec.training_data
-        missing = [f"{s}/{tf}" for s in td.symbols for tf in td.timeframes
-                   if (s, tf) not in self.pairs]
+        missing = [
+            f"{s}/{tf}" for s in td.symbols for tf in td.timeframes if (s, tf) not in self.pairs
+        ]
         if missing:
             available = ", ".join(sorted(f"{s}/{tf}" for s, tf in self.pairs)) or "none"
             return None, prompts.SPEC_UNAVAILABLE.format(
@@ -360,11 +387,13 @@ class ClaudeDesigner:
             )
         usage = UsageTotals(model=self.settings.model)
         session = _Session(memory, datasets)
-        system = [{
-            "type": "text",
-            "text": design_system_prompt(),
-            "cache_control": {"type": "ephemeral"},  # the same for every design
-        }]
+        system = [
+            {
+                "type": "text",
+                "text": design_system_prompt(),
+                "cache_control": {"type": "ephemeral"},  # the same for every design
+            }
+        ]
         spec, rationale = run_tool_loop(
             self.client,
             task="design",
@@ -375,7 +404,10 @@ class ClaudeDesigner:
         )
         log.info(
             "Claude designed %s for %s in %d turns ($%.4f)",
-            spec.name, request.research_id, usage.turns, usage.cost_usd,
+            spec.name,
+            request.research_id,
+            usage.turns,
+            usage.cost_usd,
         )
         return Design(spec=spec, rationale=rationale, designer=self.name, usage=usage.to_dict())
 
@@ -385,12 +417,14 @@ def first_message(
 ) -> str:
     """The first user message: brief, datasets and recent researches."""
     intro, records, rejections = memory_text(memory)
-    return prompts.DESIGN_CONTEXT.format(
-        research_id=request.research_id,
-        brief=(request.brief or "").strip() or prompts.NO_BRIEF,
-        datasets="\n".join(as_json(row) for row in dataset_rows(datasets)),
-        memory_intro=intro,
-        memory=records,
-        rejections=rejections,
-    ).rstrip() + "\n"
-
+    return (
+        prompts.DESIGN_CONTEXT.format(
+            research_id=request.research_id,
+            brief=(request.brief or "").strip() or prompts.NO_BRIEF,
+            datasets="\n".join(as_json(row) for row in dataset_rows(datasets)),
+            memory_intro=intro,
+            memory=records,
+            rejections=rejections,
+        ).rstrip()
+        + "\n"
+    )

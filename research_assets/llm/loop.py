@@ -60,8 +60,7 @@ def _untitled(schema: Any) -> Any:
     """A JSON schema without pydantic's ``title`` entries (tokens that tell the model nothing)."""
     if isinstance(schema, Mapping):
         return {
-            k: _untitled(v) for k, v in schema.items()
-            if not (k == "title" and isinstance(v, str))
+            k: _untitled(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))
         }
     if isinstance(schema, list):
         return [_untitled(v) for v in schema]
@@ -151,21 +150,25 @@ def run_tool_loop(
         for call in calls:
             outcome = _run_tool(by_name, call.get("name"), call.get("input"))
             log.info(
-                "%s turn %d: tool %s -> %s", task, turn, call.get("name"),
+                "%s turn %d: tool %s -> %s",
+                task,
+                turn,
+                call.get("name"),
                 "error" if outcome.is_error else ("done" if outcome.done else "ok"),
             )
             if outcome.done:
                 return outcome.value
-            results.append({
-                "type": "tool_result",
-                "tool_use_id": call["id"],
-                "content": outcome.text[:MAX_TOOL_RESULT_CHARS],
-                "is_error": outcome.is_error,
-            })
+            results.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": call["id"],
+                    "content": outcome.text[:MAX_TOOL_RESULT_CHARS],
+                    "is_error": outcome.is_error,
+                }
+            )
         messages.append({"role": "user", "content": results})
     raise LLMError(
         LLM_GAVE_UP,
-        f"Claude did not finish the {task} within {max_turns} turns "
-        "(RESEARCH_LLM_MAX_TURNS)",
+        f"Claude did not finish the {task} within {max_turns} turns (RESEARCH_LLM_MAX_TURNS)",
         usage.to_dict(),
     )

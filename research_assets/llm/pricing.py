@@ -123,7 +123,10 @@ def cost_usd(model: str, usage: Mapping[str, Any] | Any) -> float:
             log.warning(
                 "no price for model %r: its cost is counted at the dearest known rates "
                 "($%s/$%s per million input/output tokens); known models: %s",
-                model, price.input, price.output, ", ".join(known_models()),
+                model,
+                price.input,
+                price.output,
+                ", ".join(known_models()),
             )
     n = {key: _tokens(usage, key) for key in USAGE_KEYS}
     prompt = n["input_tokens"] + n["cache_creation_input_tokens"] + n["cache_read_input_tokens"]

@@ -107,21 +107,30 @@ REJECTIONS = "Rejection reasons so far: {counts}."
 
 # -- design tools ------------------------------------------------------------------------------
 
-TOOL_INDICATORS = "The indicator catalogue (same as in the system prompt): types, parameters " \
+TOOL_INDICATORS = (
+    "The indicator catalogue (same as in the system prompt): types, parameters "
     "with bounds, outputs and typical ranges."
-TOOL_SYMBOLS = "The symbols with market data: timeframes, first and last bar, rows, asset class " \
+)
+TOOL_SYMBOLS = (
+    "The symbols with market data: timeframes, first and last bar, rows, asset class "
     "and typical bar return (bar_sigma)."
-TOOL_RECENT = "Past researches, newest first, with their full outcome: status, gate rejections " \
-    "with their reason and description in numbers, training figures (with the lift over the " \
-    "labels' baseline) and backtest-period figures (with the buy & hold benchmark, Deflated " \
-    "Sharpe Ratio and p-value), verdict and suggestions. Use offset to page; status filters " \
+)
+TOOL_RECENT = (
+    "Past researches, newest first, with their full outcome: status, gate rejections "
+    "with their reason and description in numbers, training figures (with the lift over the "
+    "labels' baseline) and backtest-period figures (with the buy & hold benchmark, Deflated "
+    "Sharpe Ratio and p-value), verdict and suggestions. Use offset to page; status filters "
     "(completed, rejected, failed, ...)."
+)
 TOOL_VALIDATE = "Check a strategy spec without saving it; returns the problems to fix, or ok."
-TOOL_SAVE = "Save the strategy spec for this research and end the design. The spec is " \
+TOOL_SAVE = (
+    "Save the strategy spec for this research and end the design. The spec is "
     "validated first; if it is invalid nothing is saved and the problems are returned to fix."
+)
 SPEC_FIELD = "The strategy spec as a JSON object (see the format in the system prompt)."
-RATIONALE_FIELD = "Why this design: what past results it builds on and what it tests (1-4 " \
-    "sentences)."
+RATIONALE_FIELD = (
+    "Why this design: what past results it builds on and what it tests (1-4 sentences)."
+)
 
 SPEC_INVALID = "The spec is invalid; fix these and call {tool} again:\n{errors}"
 SPEC_UNAVAILABLE = (
@@ -187,8 +196,10 @@ deflated by): {trials}.
 
 The rule-based assessor's verdict, for reference: {rule_verdict}."""
 
-TOOL_SAVE_ASSESSMENT = "Save the assessment of this research and end the task. The input is " \
+TOOL_SAVE_ASSESSMENT = (
+    "Save the assessment of this research and end the task. The input is "
     "validated; if it is invalid nothing is saved and the problems are returned to fix."
+)
 
 # -- the loop ----------------------------------------------------------------------------------
 

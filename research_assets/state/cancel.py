@@ -19,8 +19,12 @@ class CancelResult:
     run_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "cancelled": self.cancelled, "message": self.message,
-                "runs": self.run_ids}
+        return {
+            "id": self.id,
+            "cancelled": self.cancelled,
+            "message": self.message,
+            "runs": self.run_ids,
+        }
 
 
 def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelResult:
@@ -29,19 +33,27 @@ def cancel_research(instance: dg.DagsterInstance, research_id: str) -> CancelRes
     [status] = load_statuses(instance, [research_id])
     # A run that failed because its process died is retried from the failure: until the retry
     # run exists, the research has not ended, though no run of it is in flight.
-    retrying = [run for run in instance.get_runs(dg.RunsFilter(
-        tags={PARTITION_TAG: research_id}, statuses=[dg.DagsterRunStatus.FAILURE]))
-        if run.is_complete_and_waiting_to_retry]
+    retrying = [
+        run
+        for run in instance.get_runs(
+            dg.RunsFilter(tags={PARTITION_TAG: research_id}, statuses=[dg.DagsterRunStatus.FAILURE])
+        )
+        if run.is_complete_and_waiting_to_retry
+    ]
     if status.status in FINAL_STATUSES and not retrying:
-        return CancelResult(research_id, False,
-                            f"{research_id} has already ended ({status.status}); nothing to cancel")
+        return CancelResult(
+            research_id,
+            False,
+            f"{research_id} has already ended ({status.status}); nothing to cancel",
+        )
     # First the mark, so the intake sensor never launches it; then the runs in flight.
     record_cancel(instance, research_id)
     for run in retrying:
         # The retry daemon reads this tag before it launches a retry.
         instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "false"})
-    runs = instance.get_runs(dg.RunsFilter(
-        tags={PARTITION_TAG: research_id}, statuses=ACTIVE_RUN_STATUSES))
+    runs = instance.get_runs(
+        dg.RunsFilter(tags={PARTITION_TAG: research_id}, statuses=ACTIVE_RUN_STATUSES)
+    )
     stopped = []
     for run in runs:
         # A run stopped while starting can end as a failure, and failures are retried: a

@@ -22,8 +22,11 @@ from research_assets.state.records import research_ids, spent_today_usd
 POOLS = ("training", "backtest")
 WORKER_CLASSES = ("cpu", "gpu")
 ACTIVE_RUN_STATUSES = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
 ]
 # A research whose partition was added this recently but has no run yet is on its way in.
 PENDING_WINDOW_S = 600
@@ -48,9 +51,14 @@ class Capacity:
         return max(1, slots + self.buffer)
 
     def to_json(self) -> dict[str, object]:
-        return {"limit": self.limit, "buffer": self.buffer, "override": self.override,
-                "max_queue_depth": self.max_queue_depth,
-                "worker_limits": dict(self.worker_limits), "pool_limits": dict(self.pool_limits)}
+        return {
+            "limit": self.limit,
+            "buffer": self.buffer,
+            "override": self.override,
+            "max_queue_depth": self.max_queue_depth,
+            "worker_limits": dict(self.worker_limits),
+            "pool_limits": dict(self.pool_limits),
+        }
 
 
 def worker_limits(instance: dg.DagsterInstance) -> dict[str, int | None]:
@@ -79,9 +87,11 @@ def load_capacity(instance: dg.DagsterInstance, env: Mapping[str, str] | None = 
     override = env_int("RESEARCH_MAX_CONCURRENT", 0, env)
     buffer = env_int("RESEARCH_CONCURRENCY_BUFFER", 1, env)
     depth = env_int("RESEARCH_MAX_QUEUE_DEPTH", 100, env)
-    for name, value in (("RESEARCH_MAX_CONCURRENT", override),
-                        ("RESEARCH_CONCURRENCY_BUFFER", buffer),
-                        ("RESEARCH_MAX_QUEUE_DEPTH", depth)):
+    for name, value in (
+        ("RESEARCH_MAX_CONCURRENT", override),
+        ("RESEARCH_CONCURRENCY_BUFFER", buffer),
+        ("RESEARCH_MAX_QUEUE_DEPTH", depth),
+    ):
         if value < 0:
             raise ConfigError(f"{name}={value} must not be negative")
     return Capacity(worker_limits(instance), pool_limits(instance), buffer, override, depth)
@@ -112,13 +122,22 @@ def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load
     )
 
     research_runs = dg.RunsFilter(tags={WORKER_TAG: list(WORKER_CLASSES)})
-    queued = instance.get_runs_count(dg.RunsFilter(
-        tags=research_runs.tags, statuses=[dg.DagsterRunStatus.QUEUED,
-                                           dg.DagsterRunStatus.NOT_STARTED]))
-    running = instance.get_runs_count(dg.RunsFilter(
-        tags=research_runs.tags, statuses=[dg.DagsterRunStatus.STARTING,
-                                           dg.DagsterRunStatus.STARTED,
-                                           dg.DagsterRunStatus.CANCELING]))
+    queued = instance.get_runs_count(
+        dg.RunsFilter(
+            tags=research_runs.tags,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    running = instance.get_runs_count(
+        dg.RunsFilter(
+            tags=research_runs.tags,
+            statuses=[
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+        )
+    )
     recent = recent_request_ids(instance, (now or time.time()) - PENDING_WINDOW_S)
     waiting = set(recent) - partitions_with_runs(instance, recent) - cancelled_ids(instance, recent)
     return Load(queued, running, len(waiting & set(research_ids(instance))))
@@ -136,13 +155,18 @@ def admit(instance: dg.DagsterInstance, env: Mapping[str, str] | None = None) ->
     """Whether a new research may be triggered now: budget first, then capacity, then queue."""
     budget = check_budget(spent_today_usd(instance), daily_budget_usd(env))
     if not budget.allowed:
-        return Admission(False, BUDGET_EXHAUSTED, budget.message(),
-                         {"spent_usd": round(budget.spent, 6), "budget_usd": budget.budget})
+        return Admission(
+            False,
+            BUDGET_EXHAUSTED,
+            budget.message(),
+            {"spent_usd": round(budget.spent, 6), "budget_usd": budget.budget},
+        )
     capacity = load_capacity(instance, env)
     load = current_load(instance)
     if load.active >= capacity.limit:
         return Admission(
-            False, AT_CAPACITY,
+            False,
+            AT_CAPACITY,
             f"{load.active} researches are in flight and the limit is {capacity.limit} "
             "(training slots + backtest slots + RESEARCH_CONCURRENCY_BUFFER, or "
             "RESEARCH_MAX_CONCURRENT); try again when one finishes",
@@ -150,7 +174,8 @@ def admit(instance: dg.DagsterInstance, env: Mapping[str, str] | None = None) ->
         )
     if load.queue_depth >= capacity.max_queue_depth:
         return Admission(
-            False, QUEUE_FULL,
+            False,
+            QUEUE_FULL,
             f"{load.queue_depth} researches are queued and RESEARCH_MAX_QUEUE_DEPTH is "
             f"{capacity.max_queue_depth}; try again when the queue drains",
             {"queue_depth": load.queue_depth, "max_queue_depth": capacity.max_queue_depth},

@@ -16,13 +16,17 @@ def research_ids(instance: dg.DagsterInstance) -> list[str]:
 
 
 def fetch_all(
-    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
-    observations: bool = False, after: float | None = None,
+    instance: dg.DagsterInstance,
+    asset: str,
+    ids: Sequence[str] | None,
+    observations: bool = False,
+    after: float | None = None,
 ) -> Iterator[Any]:
     """Every materialization (or observation) of ``asset``, newest first."""
     fetch = instance.fetch_observations if observations else instance.fetch_materializations
     records_filter = AssetRecordsFilter(
-        asset_key=dg.AssetKey(asset), asset_partitions=list(ids) if ids is not None else None,
+        asset_key=dg.AssetKey(asset),
+        asset_partitions=list(ids) if ids is not None else None,
         after_timestamp=after,
     )
     cursor = None
@@ -35,8 +39,11 @@ def fetch_all(
 
 
 def fetch_latest(
-    instance: dg.DagsterInstance, asset: str, ids: Sequence[str] | None,
-    observations: bool = False, where: Callable[[dict[str, Any]], bool] | None = None,
+    instance: dg.DagsterInstance,
+    asset: str,
+    ids: Sequence[str] | None,
+    observations: bool = False,
+    where: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """The newest materialization (or observation) per partition of ``asset``."""
     out: dict[str, Any] = {}

@@ -51,16 +51,20 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
         newest.setdefault(r["partition"], r["run_id"])
     run_of = {s.id: newest.get(s.id) for s in statuses if s.status in FINAL_STATUSES}
 
-    cycles = [end_of_run[run_of[s.id]] - s.created_at for s in statuses
-              if run_of.get(s.id) and end_of_run.get(run_of[s.id]) and s.created_at]
+    cycles = [
+        end_of_run[run_of[s.id]] - s.created_at
+        for s in statuses
+        if run_of.get(s.id) and end_of_run.get(run_of[s.id]) and s.created_at
+    ]
     latencies = [r["start_time"] - r["created"] for r in runs if r["start_time"]]
     capacity = load_capacity(instance)
     load = current_load(instance, now)
 
     running = Counter(
-        r.dagster_run.tags.get(WORKER_TAG) for r in instance.get_run_records(
-            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-        if r.dagster_run.tags.get(PARTITION_TAG) in ids)
+        r.dagster_run.tags.get(WORKER_TAG)
+        for r in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        if r.dagster_run.tags.get(PARTITION_TAG) in ids
+    )
     utilization: dict[str, float | None] = {}
     for worker in WORKER_CLASSES:
         limit = capacity.worker_limits.get(worker)
@@ -77,10 +81,15 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
             for k in TOKEN_KEYS:
                 tokens[k] += s.data["tokens"].get(k, 0)
     return {
-        "researches": {"total": len(statuses),
-                       "by_outcome": dict(Counter(s.status for s in statuses))},
-        "cycle_duration_s": {"p50": _r(percentile(cycles, 50)), "p95": _r(percentile(cycles, 95)),
-                             "count": len(cycles)},
+        "researches": {
+            "total": len(statuses),
+            "by_outcome": dict(Counter(s.status for s in statuses)),
+        },
+        "cycle_duration_s": {
+            "p50": _r(percentile(cycles, 50)),
+            "p95": _r(percentile(cycles, 95)),
+            "count": len(cycles),
+        },
         "queue_depth": load.queue_depth,
         "runs": {
             "pending": by_status[dg.DagsterRunStatus.QUEUED]
@@ -91,14 +100,19 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
             "failed": by_status[dg.DagsterRunStatus.FAILURE],
             "cancelled": by_status[dg.DagsterRunStatus.CANCELED],
         },
-        "queue_latency_s": {"avg": _r(sum(latencies) / len(latencies)) if latencies else None,
-                            "p95": _r(percentile(latencies, 95)), "count": len(latencies)},
+        "queue_latency_s": {
+            "avg": _r(sum(latencies) / len(latencies)) if latencies else None,
+            "p95": _r(percentile(latencies, 95)),
+            "count": len(latencies),
+        },
         "utilization": utilization,
         "capacity": capacity.to_json(),
         # What research_assets.state.records.spent_today_usd reads from the events, from the
         # summaries (every billed call of every research, with its time).
-        "today": {"tokens": tokens, "cost_usd": round(spent_today(
-            (call for s in statuses for call in s.billed), now), 6)},
+        "today": {
+            "tokens": tokens,
+            "cost_usd": round(spent_today((call for s in statuses for call in s.billed), now), 6),
+        },
         "overfitting": _overfitting(statuses),
     }
 
@@ -112,16 +126,31 @@ def research_runs(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
 
     storage = instance.run_storage
     if not isinstance(storage, SqlRunStorage):
-        return [{"run_id": r.dagster_run.run_id, "status": r.dagster_run.status.value,
-                 "partition": r.dagster_run.tags.get(PARTITION_TAG),
-                 "created": r.create_timestamp.timestamp(), "start_time": r.start_time,
-                 "end_time": r.end_time} for r in instance.get_run_records()]
-    query = storage._runs_query(columns=["run_id", "status", "partition", "create_timestamp",
-                                         "start_time", "end_time"])  # newest first
-    return [{"run_id": row["run_id"], "status": row["status"], "partition": row["partition"],
-             "created": utc_datetime_from_naive(row["create_timestamp"]).timestamp(),
-             "start_time": row["start_time"], "end_time": row["end_time"]}
-            for row in storage.fetchall(query)]
+        return [
+            {
+                "run_id": r.dagster_run.run_id,
+                "status": r.dagster_run.status.value,
+                "partition": r.dagster_run.tags.get(PARTITION_TAG),
+                "created": r.create_timestamp.timestamp(),
+                "start_time": r.start_time,
+                "end_time": r.end_time,
+            }
+            for r in instance.get_run_records()
+        ]
+    query = storage._runs_query(
+        columns=["run_id", "status", "partition", "create_timestamp", "start_time", "end_time"]
+    )  # newest first
+    return [
+        {
+            "run_id": row["run_id"],
+            "status": row["status"],
+            "partition": row["partition"],
+            "created": utc_datetime_from_naive(row["create_timestamp"]).timestamp(),
+            "start_time": row["start_time"],
+            "end_time": row["end_time"],
+        }
+        for row in storage.fetchall(query)
+    ]
 
 
 def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:
@@ -147,26 +176,33 @@ def format_metrics(m: dict[str, Any]) -> str:
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(m["researches"]["by_outcome"].items()))
     util = ", ".join(f"{k} {s(v)}" for k, v in m["utilization"].items())
     runs = ", ".join(f"{k} {v}" for k, v in m["runs"].items())
-    return "\n".join([
-        f"researches      {m['researches']['total']} ({outcomes or 'none'})",
-        f"cycle duration  p50 {s(m['cycle_duration_s']['p50'])} s, "
-        f"p95 {s(m['cycle_duration_s']['p95'])} s",
-        f"queue           depth {m['queue_depth']}, latency avg "
-        f"{s(m['queue_latency_s']['avg'])} s, p95 {s(m['queue_latency_s']['p95'])} s",
-        f"runs            {runs}",
-        f"utilization     {util}",
-        f"capacity        {m['capacity']['limit']} researches in flight "
-        f"(pools {m['capacity']['pool_limits']}, buffer {m['capacity']['buffer']})",
-        f"today           ${m['today']['cost_usd']:.4f}, "
-        f"{sum(m['today']['tokens'].values())} tokens",
-        _format_overfitting(m["overfitting"], s),
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"researches      {m['researches']['total']} ({outcomes or 'none'})",
+                f"cycle duration  p50 {s(m['cycle_duration_s']['p50'])} s, "
+                f"p95 {s(m['cycle_duration_s']['p95'])} s",
+                f"queue           depth {m['queue_depth']}, latency avg "
+                f"{s(m['queue_latency_s']['avg'])} s, p95 {s(m['queue_latency_s']['p95'])} s",
+                f"runs            {runs}",
+                f"utilization     {util}",
+                f"capacity        {m['capacity']['limit']} researches in flight "
+                f"(pools {m['capacity']['pool_limits']}, buffer {m['capacity']['buffer']})",
+                f"today           ${m['today']['cost_usd']:.4f}, "
+                f"{sum(m['today']['tokens'].values())} tokens",
+                _format_overfitting(m["overfitting"], s),
+            ]
+        )
+        + "\n"
+    )
 
 
 def _format_overfitting(o: dict[str, Any], s: Any) -> str:
     beats = o["lockbox_beats_buy_and_hold"]
-    line = (f"overfitting     {o['trials']} trials; over {o['completed_with_lockbox']} completed: "
-            f"rank corr. out-of-sample/lockbox Sharpe {s(o['rank_corr_oos_lockbox'])}, "
-            f"mean Sharpe decay {s(o['mean_sharpe_decay'])}, beat buy & hold on the lockbox "
-            f"{'-' if beats is None else f'{beats:.0%}'}")
+    line = (
+        f"overfitting     {o['trials']} trials; over {o['completed_with_lockbox']} completed: "
+        f"rank corr. out-of-sample/lockbox Sharpe {s(o['rank_corr_oos_lockbox'])}, "
+        f"mean Sharpe decay {s(o['mean_sharpe_decay'])}, beat buy & hold on the lockbox "
+        f"{'-' if beats is None else f'{beats:.0%}'}"
+    )
     return line + (f"\nwarning         {o['warning']}" if o["warning"] else "")

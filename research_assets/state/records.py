@@ -89,8 +89,11 @@ _USAGE_ASSETS = (STRATEGY_SPEC, ASSESSMENT)
 
 def usage_metadata(usage: dict[str, Any] | None) -> dict[str, Any]:
     """A usage dict as flat ``usage/<key>`` metadata (numbers and the model name)."""
-    return {f"{USAGE_PREFIX}{k}": v for k, v in (usage or {}).items()
-            if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    return {
+        f"{USAGE_PREFIX}{k}": v
+        for k, v in (usage or {}).items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool)
+    }
 
 
 def _usage_of(md: dict[str, Any] | None) -> dict[str, float]:
@@ -109,7 +112,8 @@ def spent_today_usd(instance: dg.DagsterInstance, now: float | None = None) -> f
     since = now - 86_400  # a superset of today; spent_today keeps the UTC day
     costs = (
         (rec.timestamp, _usage_of(metadata_of(rec))["cost_usd"])
-        for asset in _USAGE_ASSETS for observations in (False, True)
+        for asset in _USAGE_ASSETS
+        for observations in (False, True)
         for rec in fetch_all(instance, asset, None, observations, after=since)
     )
     return spent_today(costs, now)
@@ -128,9 +132,15 @@ class ResearchRequest:
 
 
 def record_request(
-    instance: dg.DagsterInstance, research_id: str, *, seed: int | None = None,
-    brief: str | None = None, spec: StrategySpec | None = None, worker: str = DEFAULT_WORKER,
-    launched_by: str | None = None, add_partition: bool = True,
+    instance: dg.DagsterInstance,
+    research_id: str,
+    *,
+    seed: int | None = None,
+    brief: str | None = None,
+    spec: StrategySpec | None = None,
+    worker: str = DEFAULT_WORKER,
+    launched_by: str | None = None,
+    add_partition: bool = True,
     requested_at: float | None = None,
 ) -> ResearchRequest:
     """Record what a research asks for, in the instance's event log, then add its partition
@@ -138,11 +148,19 @@ def record_request(
     ``add_partition=False`` records the request only: for a research whose partition exists
     already (launched from the Launchpad with config)."""
     request = ResearchRequest(
-        research_id, default_seed(research_id) if seed is None else seed, brief,
-        time.time() if requested_at is None else requested_at, spec, worker, launched_by,
+        research_id,
+        default_seed(research_id) if seed is None else seed,
+        brief,
+        time.time() if requested_at is None else requested_at,
+        spec,
+        worker,
+        launched_by,
     )
-    metadata: dict[str, Any] = {"seed": request.seed, "requested_at": request.requested_at,
-                                "worker": worker}
+    metadata: dict[str, Any] = {
+        "seed": request.seed,
+        "requested_at": request.requested_at,
+        "worker": worker,
+    }
     if launched_by:
         metadata["launched_by"] = launched_by
     if brief:
@@ -159,25 +177,34 @@ def record_request(
 
 def record_cancel(instance: dg.DagsterInstance, research_id: str) -> None:
     """Mark a research cancelled, so that no run is started for it later."""
-    instance.report_runless_asset_event(dg.AssetObservation(
-        asset_key=STRATEGY_SPEC, partition=research_id,
-        metadata={"cancelled_at": time.time()},
-    ))
+    instance.report_runless_asset_event(
+        dg.AssetObservation(
+            asset_key=STRATEGY_SPEC,
+            partition=research_id,
+            metadata={"cancelled_at": time.time()},
+        )
+    )
 
 
 def cancelled_ids(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    return set(fetch_latest(instance, STRATEGY_SPEC, ids, observations=True,
-                             where=lambda md: "cancelled_at" in md))
+    return set(
+        fetch_latest(
+            instance, STRATEGY_SPEC, ids, observations=True, where=lambda md: "cancelled_at" in md
+        )
+    )
 
 
 def recent_request_ids(instance: dg.DagsterInstance, since: float) -> list[str]:
     """Researches requested since ``since`` (a unix time)."""
-    return sorted({
-        rec.partition_key for rec in fetch_all(instance, STRATEGY_SPEC, None, True, after=since)
-        if rec.partition_key and "requested_at" in metadata_of(rec)
-    })
+    return sorted(
+        {
+            rec.partition_key
+            for rec in fetch_all(instance, STRATEGY_SPEC, None, True, after=since)
+            if rec.partition_key and "requested_at" in metadata_of(rec)
+        }
+    )
 
 
 def partitions_with_runs(instance: dg.DagsterInstance, ids: Sequence[str]) -> set[str]:
@@ -190,16 +217,24 @@ def read_requests(
     """The recorded request of each research; a partition added in the UI has none, and gets a
     default seed."""
     out: dict[str, ResearchRequest] = {}
-    latest = fetch_latest(instance, STRATEGY_SPEC, research_ids, observations=True,
-                           where=lambda md: "requested_at" in md)
+    latest = fetch_latest(
+        instance,
+        STRATEGY_SPEC,
+        research_ids,
+        observations=True,
+        where=lambda md: "requested_at" in md,
+    )
     for rec in latest.values():
         md = metadata_of(rec)
         pk = rec.partition_key or ""
         out[pk] = ResearchRequest(
-            pk, int(md.get("seed", default_seed(pk))), md.get("brief"),
+            pk,
+            int(md.get("seed", default_seed(pk))),
+            md.get("brief"),
             float(md.get("requested_at", rec.timestamp)),
             StrategySpec.from_dict(md["spec"]) if md.get("spec") else None,
-            str(md.get("worker") or DEFAULT_WORKER), md.get("launched_by"),
+            str(md.get("worker") or DEFAULT_WORKER),
+            md.get("launched_by"),
         )
     return out
 
@@ -221,9 +256,7 @@ class ResearchStatus:
     # where no gate rejected it, or the gate recorded none (materializations before #11).
     gate_description: str | None = None
     strategy: str | None = None
-    gates: dict[str, str | None] = field(
-        default_factory=lambda: dict.fromkeys(GATED_ASSETS)
-    )
+    gates: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(GATED_ASSETS))
     backtest: dict[str, dict[str, Any]] | None = None
     lockbox: dict[str, dict[str, Any]] | None = None
     created_at: float = 0.0
@@ -249,12 +282,22 @@ class ResearchStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "status": self.status, "phase": self.phase, "reason": self.reason,
-            "reason_detail": self.reason_detail, "strategy": self.strategy,
-            "gates": dict(self.gates), "backtest": self.backtest,
-            "lockbox": self.lockbox, "created_at": self.created_at, "run_id": self.run_id,
-            "worker": self.worker, "designer": self.designer, "verdict": self.verdict,
-            "tokens": dict(self.tokens), "cost_usd": round(self.cost_usd, 6),
+            "id": self.id,
+            "status": self.status,
+            "phase": self.phase,
+            "reason": self.reason,
+            "reason_detail": self.reason_detail,
+            "strategy": self.strategy,
+            "gates": dict(self.gates),
+            "backtest": self.backtest,
+            "lockbox": self.lockbox,
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+            "worker": self.worker,
+            "designer": self.designer,
+            "verdict": self.verdict,
+            "tokens": dict(self.tokens),
+            "cost_usd": round(self.cost_usd, 6),
         }
 
     @property
@@ -265,11 +308,17 @@ class ResearchStatus:
     def to_memory_record(self) -> ResearchRecord:
         """What a designer may see: everything but the lockbox."""
         return ResearchRecord(
-            research_id=self.id, status=self.status, created_at=self.created_at, spec=self.spec,
+            research_id=self.id,
+            status=self.status,
+            created_at=self.created_at,
+            spec=self.spec,
             brief=self.brief,
-            rejected_by=self._failed_gate(), rejection_reason=self.reason if self._failed_gate()
-            else None, gate_description=self.gate_description,
-            training=self.training, backtest=self.backtest_summary, verdict=self.verdict,
+            rejected_by=self._failed_gate(),
+            rejection_reason=self.reason if self._failed_gate() else None,
+            gate_description=self.gate_description,
+            training=self.training,
+            backtest=self.backtest_summary,
+            verdict=self.verdict,
             suggestions=self.suggestions,
         )
 
@@ -307,8 +356,7 @@ def load_memory(instance: dg.DagsterInstance, exclude: Iterable[str] = ()) -> Re
     """The designer's view of past researches (no lockbox figures)."""
     skip = set(exclude)
     return ResearchMemory(
-        s.to_memory_record() for s in load_statuses(instance, with_specs=True)
-        if s.id not in skip
+        s.to_memory_record() for s in load_statuses(instance, with_specs=True) if s.id not in skip
     )
 
 
@@ -342,8 +390,9 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
         if md[asset] is not None:
             reached = asset
     status = ResearchStatus(id=pk, status=Status.QUEUED, phase=_PHASE_AFTER[reached])
-    status.created_at = (float(request["requested_at"]) if request
-                         else (run["created"] if run else 0.0))
+    status.created_at = (
+        float(request["requested_at"]) if request else (run["created"] if run else 0.0)
+    )
     status.brief = request.get("brief") if request else None
 
     spec_md = md[STRATEGY_SPEC]
@@ -351,12 +400,12 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
         status.strategy = spec_md.get("strategy")
         status.designer = spec_md.get("designer")
     if md[TRAINED_MODEL]:
-        status.training = {k: float(v) for k, v in md[TRAINED_MODEL].items()
-                           if k not in _GATE_KEYS}
+        status.training = {k: float(v) for k, v in md[TRAINED_MODEL].items() if k not in _GATE_KEYS}
     if md[BACKTEST_REPORT]:
         status.backtest = md[BACKTEST_REPORT].get("stats")
         status.backtest_summary = {
-            k: float(v) for k, v in (md[BACKTEST_REPORT].get("summary") or {}).items()
+            k: float(v)
+            for k, v in (md[BACKTEST_REPORT].get("summary") or {}).items()
             if isinstance(v, int | float)
         }
     if md[ASSESSMENT]:
@@ -367,8 +416,9 @@ def _derive(pk: str, digest: dict[str, Any], run: dict[str, Any] | None) -> Rese
     # Every billed design and assessment, the failed ones included.
     for usage in digest.get("paid", {}).values():
         _add_usage(status, usage)
-    status.billed = tuple(sorted((t, c) for calls in digest.get("billed", {}).values()
-                                 for t, c in calls))
+    status.billed = tuple(
+        sorted((t, c) for calls in digest.get("billed", {}).values() for t, c in calls)
+    )
 
     rejected = False
     for asset, gate in _GATES.items():

@@ -58,9 +58,19 @@ MATERIALIZED = RESEARCH_ASSETS
 # failed LLM calls (strategy_spec, assessment).
 OBSERVED = (STRATEGY_SPEC, ASSESSMENT)
 STREAMS = tuple(("m", a) for a in MATERIALIZED) + tuple(("o", a) for a in OBSERVED)
-_TRAINING = ("test_accuracy", "test_loss", "loss_decrease", "precision", "recall", "f1",
-             # against the labels' own baseline (core/training.py; absent from older models)
-             "baseline_accuracy", "accuracy_lift", "label_entropy", "loss_ratio")
+_TRAINING = (
+    "test_accuracy",
+    "test_loss",
+    "loss_decrease",
+    "precision",
+    "recall",
+    "f1",
+    # against the labels' own baseline (core/training.py; absent from older models)
+    "baseline_accuracy",
+    "accuracy_lift",
+    "label_entropy",
+    "loss_ratio",
+)
 # The gate outcome in numbers is kept where the gate failed (a status shows why; absent from
 # materializations written before there was one).
 _GATE = (GATE_PASSED, GATE_REASON, GATE_DESCRIPTION)
@@ -91,8 +101,11 @@ def row_key(bucket: int, row: str = STATUS_ROW) -> str:
 
 
 def _usage(md: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in md.items() if k.startswith(USAGE_PREFIX)
-            and isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in md.items()
+        if k.startswith(USAGE_PREFIX) and isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 class ResearchIndex:
@@ -115,16 +128,26 @@ class ResearchIndex:
         self._wanted = set(ids)
         self._complete = complete
         self._stored = load_rows(instance, sorted({bucket_of(pk) for pk in self._wanted}))
-        self.researches = {pk: d for b in self._stored.values() for pk, d in b["r"].items()
-                           if pk in self._wanted}
-        self.runs = {rid: r for b in self._stored.values() for rid, r in b["runs"].items()
-                     if r["pk"] in self._wanted}
+        self.researches = {
+            pk: d for b in self._stored.values() for pk, d in b["r"].items() if pk in self._wanted
+        }
+        self.runs = {
+            rid: r
+            for b in self._stored.values()
+            for rid, r in b["runs"].items()
+            if r["pk"] in self._wanted
+        }
         self._changed: set[str] = set()
         self.specs: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def read(cls, instance: dg.DagsterInstance, ids: Sequence[str], complete: bool = False,
-             specs: bool = False) -> "ResearchIndex":
+    def read(
+        cls,
+        instance: dg.DagsterInstance,
+        ids: Sequence[str],
+        complete: bool = False,
+        specs: bool = False,
+    ) -> "ResearchIndex":
         """The index of these researches, brought up to date with the instance (and written
         back). ``complete``: these are all the researches (the index forgets the others).
         ``specs``: read the specs too."""
@@ -156,8 +179,15 @@ class ResearchIndex:
     def save(self) -> None:
         """Write back what changed since the last save."""
         if self._changed:
-            _save(self._instance, self._stored, self._wanted, self._complete, self.researches,
-                  self.runs, self._changed)
+            _save(
+                self._instance,
+                self._stored,
+                self._wanted,
+                self._complete,
+                self.researches,
+                self.runs,
+                self._changed,
+            )
             self._changed = set()
 
 
@@ -170,15 +200,18 @@ def _newest_runs(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _refresh_events(
-    instance: dg.DagsterInstance, ids: list[str], researches: dict[str, dict[str, Any]],
+    instance: dg.DagsterInstance,
+    ids: list[str],
+    researches: dict[str, dict[str, Any]],
     changed: set[str],
 ) -> None:
     few = set(ids) if len(ids) <= _CHUNK else None
     for kind, asset in STREAMS:
         stream = f"{kind}/{asset}"
         newest = newest_event_ids(instance, kind, asset, few)
-        stale = [pk for pk in ids
-                 if researches.get(pk, {}).get("sid", {}).get(stream) != newest.get(pk)]
+        stale = [
+            pk for pk in ids if researches.get(pk, {}).get("sid", {}).get(stream) != newest.get(pk)
+        ]
         if not stale:
             continue
         events: dict[str, list[Any]] = defaultdict(list)
@@ -197,33 +230,42 @@ def _refresh_events(
             else:  # wiped
                 digest["sid"].pop(stream, None)
             (_apply_materializations if kind == "m" else _apply_observations)(
-                digest, asset, stream, recs)
+                digest, asset, stream, recs
+            )
             changed.add(pk)
 
 
-def newest_event_ids(instance: dg.DagsterInstance, kind: str, asset: str,
-                     partitions: set[str] | None) -> Mapping[str, int]:
+def newest_event_ids(
+    instance: dg.DagsterInstance, kind: str, asset: str, partitions: set[str] | None
+) -> Mapping[str, int]:
     """The newest event's storage id per partition of one stream (an index query: no bodies);
     ``partitions``: only these (None: all)."""
-    event_type = (dg.DagsterEventType.ASSET_MATERIALIZATION if kind == "m"
-                  else dg.DagsterEventType.ASSET_OBSERVATION)
-    return instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type,
-                                                       partitions=partitions)
+    event_type = (
+        dg.DagsterEventType.ASSET_MATERIALIZATION
+        if kind == "m"
+        else dg.DagsterEventType.ASSET_OBSERVATION
+    )
+    return instance.get_latest_storage_id_by_partition(
+        dg.AssetKey(asset), event_type, partitions=partitions
+    )
 
 
-def _apply_materializations(digest: dict[str, Any], asset: str, stream: str,
-                            recs: list[Any]) -> None:
+def _apply_materializations(
+    digest: dict[str, Any], asset: str, stream: str, recs: list[Any]
+) -> None:
     if recs:
         md = metadata_of(recs[0])
-        digest["md"][asset] = {k: md[k] for k in KEPT[asset] if k in md
-                               and not (k == GATE_DESCRIPTION and md.get(GATE_PASSED))}
+        digest["md"][asset] = {
+            k: md[k]
+            for k in KEPT[asset]
+            if k in md and not (k == GATE_DESCRIPTION and md.get(GATE_PASSED))
+        }
     else:
         digest["md"].pop(asset, None)
     _set_paid(digest, stream, ((rec, metadata_of(rec)) for rec in recs))
 
 
-def _apply_observations(digest: dict[str, Any], asset: str, stream: str,
-                        recs: list[Any]) -> None:
+def _apply_observations(digest: dict[str, Any], asset: str, stream: str, recs: list[Any]) -> None:
     mds = [(rec, metadata_of(rec)) for rec in recs]
     if asset == STRATEGY_SPEC:
         request = next(((rec, md) for rec, md in mds if "requested_at" in md), None)
@@ -258,8 +300,9 @@ def _set_paid(digest: dict[str, Any], stream: str, events: Iterable[tuple[Any, d
         digest["billed"].pop(stream, None)
 
 
-def _read_specs(instance: dg.DagsterInstance, ids: list[str],
-                researches: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _read_specs(
+    instance: dg.DagsterInstance, ids: list[str], researches: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The spec of each research's newest strategy_spec materialization, from rows of their own
     (``spec/<bucket>``: {research id: [storage id, spec]}), checked against the status digests'
     storage ids (just brought up to date) and re-read where they differ."""
@@ -291,7 +334,9 @@ def _read_specs(instance: dg.DagsterInstance, ids: list[str],
 
 
 def _refresh_runs(
-    instance: dg.DagsterInstance, ids: list[str], runs: dict[str, dict[str, Any]],
+    instance: dg.DagsterInstance,
+    ids: list[str],
+    runs: dict[str, dict[str, Any]],
     changed: set[str],
 ) -> None:
     existing: set[str] = set()
@@ -300,16 +345,22 @@ def _refresh_runs(
     for run_id in [r for r in runs if r not in existing]:  # deleted
         changed.add(runs.pop(run_id)["pk"])
     now = time.time()
-    stale = (existing - set(runs)) | {r["id"] for r in _newest_runs(runs).values()
-                                      if not run_settled(r, now)}
+    stale = (existing - set(runs)) | {
+        r["id"] for r in _newest_runs(runs).values() if not run_settled(r, now)
+    }
     for chunk in _chunks(sorted(stale)):
         for rec in instance.get_run_records(dg.RunsFilter(run_ids=chunk)):
             run = rec.dagster_run
             pk = run.tags.get(PARTITION_TAG)
             entry = {
-                "id": run.run_id, "sid": rec.storage_id, "pk": pk, "status": run.status.value,
-                "worker": run.tags.get(WORKER_TAG), "retry": run.tags.get(WILL_RETRY_TAG),
-                "created": rec.create_timestamp.timestamp(), "start": rec.start_time,
+                "id": run.run_id,
+                "sid": rec.storage_id,
+                "pk": pk,
+                "status": run.status.value,
+                "worker": run.tags.get(WORKER_TAG),
+                "retry": run.tags.get(WILL_RETRY_TAG),
+                "created": rec.create_timestamp.timestamp(),
+                "start": rec.start_time,
                 "end": rec.end_time,
             }
             old = runs.get(run.run_id)
@@ -329,20 +380,22 @@ def run_settled(run: dict[str, Any], now: float) -> bool:
         return True
     if status != dg.DagsterRunStatus.FAILURE:
         return False
-    return run["retry"] == "false" or (run["retry"] is None and run["end"] is not None
-                                       and now - run["end"] > _RETRY_DECIDED_S)
+    return run["retry"] == "false" or (
+        run["retry"] is None and run["end"] is not None and now - run["end"] > _RETRY_DECIDED_S
+    )
 
 
 def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
     for i in range(0, len(items), _CHUNK):
-        yield list(items[i:i + _CHUNK])
+        yield list(items[i : i + _CHUNK])
 
 
 # -- storage: BUCKETS rows of the instance's key-value store ------------------------------
 
 
-def load_rows(instance: dg.DagsterInstance, buckets: list[int],
-              row: str = STATUS_ROW) -> dict[int, dict[str, Any]]:
+def load_rows(
+    instance: dg.DagsterInstance, buckets: list[int], row: str = STATUS_ROW
+) -> dict[int, dict[str, Any]]:
     try:
         values = instance.run_storage.get_cursor_values({row_key(b, row) for b in buckets})
     except Exception as exc:  # a storage without a key-value store: the index is not kept
@@ -352,8 +405,11 @@ def load_rows(instance: dg.DagsterInstance, buckets: list[int],
     for b in buckets:
         try:
             value = json.loads(values[row_key(b, row)])
-            out[b] = ({"r": dict(value["r"]), "runs": dict(value["runs"])} if row == STATUS_ROW
-                      else dict(value))
+            out[b] = (
+                {"r": dict(value["r"]), "runs": dict(value["runs"])}
+                if row == STATUS_ROW
+                else dict(value)
+            )
         except (KeyError, TypeError, ValueError):  # absent, or not ours: rebuilt
             continue
     return out
@@ -364,16 +420,19 @@ def write_rows(instance: dg.DagsterInstance, rows: dict[str, Any]) -> None:
     inserts every key, never a mix."""
     for key, value in sorted(rows.items()):
         try:
-            instance.run_storage.set_cursor_values(
-                {key: json.dumps(value, separators=(",", ":"))})
+            instance.run_storage.set_cursor_values({key: json.dumps(value, separators=(",", ":"))})
         except Exception as exc:  # derived data: the next read does this work again
             _log.debug("research index not written: %s", exc)
             return
 
 
 def _save(
-    instance: dg.DagsterInstance, stored: dict[int, dict[str, Any]], wanted: set[str],
-    complete: bool, researches: dict[str, dict[str, Any]], runs: dict[str, dict[str, Any]],
+    instance: dg.DagsterInstance,
+    stored: dict[int, dict[str, Any]],
+    wanted: set[str],
+    complete: bool,
+    researches: dict[str, dict[str, Any]],
+    runs: dict[str, dict[str, Any]],
     changed: set[str],
 ) -> None:
     """Write back the buckets of the researches that changed."""
@@ -382,10 +441,10 @@ def _save(
         bucket = stored.setdefault(b, {"r": {}, "runs": {}})
         # What was read of this bucket is replaced; researches not asked for are kept, unless
         # every research was asked for (then the others' partitions were deleted).
-        bucket["r"] = {pk: d for pk, d in bucket["r"].items()
-                       if pk not in wanted and not complete}
-        bucket["runs"] = {k: r for k, r in bucket["runs"].items()
-                          if r["pk"] not in wanted and not complete}
+        bucket["r"] = {pk: d for pk, d in bucket["r"].items() if pk not in wanted and not complete}
+        bucket["runs"] = {
+            k: r for k, r in bucket["runs"].items() if r["pk"] not in wanted and not complete
+        }
     for pk, digest in researches.items():
         if bucket_of(pk) in touched:
             stored[bucket_of(pk)]["r"][pk] = digest

@@ -80,8 +80,9 @@ def read_statuses(
     return _read(instance, ids)[0]
 
 
-def _read(instance: dg.DagsterInstance,
-          ids: Sequence[str] | None) -> tuple[list[RenderedStatus], str | None]:
+def _read(
+    instance: dg.DagsterInstance, ids: Sequence[str] | None
+) -> tuple[list[RenderedStatus], str | None]:
     """The statuses, and (reading every research) `research status --json`'s output."""
     every = ids is None
     mark = instance_mark(instance) if every else None  # taken before anything is read
@@ -96,8 +97,10 @@ def _read(instance: dg.DagsterInstance,
         if _stored_mark(instance) == _with_tokens(mark, tokens) and all(pk in kept for pk in ids):
             # Nothing a status is derived from, and no row of the view, changed since a read
             # of every research left it complete (and valid): no fingerprint to check.
-            return sorted((RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
-                          key=lambda s: (s.created_at, s.id)), None
+            return sorted(
+                (RenderedStatus(pk, *kept[pk][1:]) for pk in ids),
+                key=lambda s: (s.created_at, s.id),
+            ), None
     current = _fingerprints(instance, ids, kept)
     stale = [pk for pk in ids if not _valid(kept.get(pk)) or kept[pk][0] != current[pk]]
     if stale:  # deriving (records.py and what it imports) is loaded only then
@@ -105,10 +108,16 @@ def _read(instance: dg.DagsterInstance,
         from research_assets.state.records import load_statuses
 
         for status in load_statuses(instance, stale):
-            kept[status.id] = [current[status.id], status.created_at, encode(status),
-                               *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
-                               status.status, bool(status.strategy),
-                               lockbox_outcome(status.lockbox), status.billed]
+            kept[status.id] = [
+                current[status.id],
+                status.created_at,
+                encode(status),
+                *(status.backtest_summary.get(k) for k in TABLE_FIGURES),
+                status.status,
+                bool(status.strategy),
+                lockbox_outcome(status.lockbox),
+                status.billed,
+            ]
     out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
     touched = {bucket_of(pk) for pk in stale}
     if every:  # partitions deleted since: forgotten
@@ -164,8 +173,9 @@ def _write(instance: dg.DagsterInstance, key: str, text: str) -> None:
         return
 
 
-def _load_view(instance: dg.DagsterInstance,
-               buckets: list[int]) -> tuple[dict[int, str], dict[str, list[Any]]]:
+def _load_view(
+    instance: dg.DagsterInstance, buckets: list[int]
+) -> tuple[dict[int, str], dict[str, list[Any]]]:
     """The view's rows: per row, its write token; per research, its entry. A row is one line of
     JSON (token, and per research its entry with the span of its document) followed by the
     documents, as they are printed: decoding them as JSON strings took most of a read."""
@@ -180,8 +190,9 @@ def _load_view(instance: dg.DagsterInstance,
         head, _, body = (values.pop(key, None) or "").partition("\n")
         try:
             token, entries = json.loads(head)
-            row = {pk: [fp, at, body[start:end], *rest]
-                   for pk, fp, at, start, end, *rest in entries}
+            row = {
+                pk: [fp, at, body[start:end], *rest] for pk, fp, at, start, end, *rest in entries
+            }
         except (ValueError, TypeError):  # absent, or not a row of ours: derived again
             continue
         tokens[b] = token
@@ -189,8 +200,9 @@ def _load_view(instance: dg.DagsterInstance,
     return tokens, kept
 
 
-def _write_view(instance: dg.DagsterInstance, by_bucket: dict[int, dict[str, list[Any]]],
-                tokens: dict[int, str]) -> None:
+def _write_view(
+    instance: dg.DagsterInstance, by_bucket: dict[int, dict[str, list[Any]]], tokens: dict[int, str]
+) -> None:
     for b, entries in sorted(by_bucket.items()):
         head, docs, pos = [], [], 0
         for pk, (fp, at, document, *rest) in entries.items():
@@ -234,14 +246,22 @@ def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str
     top = storage.get_maximum_record_id() or 0
     # Dagster has no API that counts events; this reads its event log table (the index).
     with storage.index_connection() as conn:
-        recent = conn.execute(select(func.count()).select_from(SqlEventLogStorageTable).where(
-            SqlEventLogStorageTable.c.id > top - _LATE_IDS)).scalar()
+        recent = conn.execute(
+            select(func.count())
+            .select_from(SqlEventLogStorageTable)
+            .where(SqlEventLogStorageTable.c.id > top - _LATE_IDS)
+        ).scalar()
     # The wipe times the event log's own queries filter by (get_asset_records would read each
     # asset's newest event body too).
-    wipes = [d.last_wipe_timestamp if d else None
-             for d in storage._get_assets_details([dg.AssetKey(a) for a in _ASSETS])]
-    runs = (instance.get_runs_count(), newest[0].storage_id if newest else 0,
-            updated[0].update_timestamp.timestamp() if updated else 0)
+    wipes = [
+        d.last_wipe_timestamp if d else None
+        for d in storage._get_assets_details([dg.AssetKey(a) for a in _ASSETS])
+    ]
+    runs = (
+        instance.get_runs_count(),
+        newest[0].storage_id if newest else 0,
+        updated[0].update_timestamp.timestamp() if updated else 0,
+    )
     return f"v1|{top}|{recent}|{wipes}|{runs}"
 
 
@@ -253,13 +273,18 @@ def _stored_mark(instance: dg.DagsterInstance) -> str | None:
 
 
 def _valid(entry: Any) -> bool:
-    return (isinstance(entry, list) and len(entry) == 7 + len(TABLE_FIGURES)
-            and isinstance(entry[0], str)
-            and isinstance(entry[1], int | float) and isinstance(entry[2], str))
+    return (
+        isinstance(entry, list)
+        and len(entry) == 7 + len(TABLE_FIGURES)
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], int | float)
+        and isinstance(entry[2], str)
+    )
 
 
-def _fingerprints(instance: dg.DagsterInstance, ids: list[str],
-                  kept: dict[str, Any]) -> dict[str, str]:
+def _fingerprints(
+    instance: dg.DagsterInstance, ids: list[str], kept: dict[str, Any]
+) -> dict[str, str]:
     """Per research: ``"<newest event id per stream>|<run id>|<status>|<end>|<retry>"``."""
     few = set(ids) if len(ids) <= _FEW else None
     sids = {pk: ["0"] * len(STREAMS) for pk in ids}
@@ -268,8 +293,9 @@ def _fingerprints(instance: dg.DagsterInstance, ids: list[str],
             if pk in sids:
                 sids[pk][i] = str(sid)
     runs_filter = dg.RunsFilter(tags={PARTITION_TAG: sorted(few)}) if few else dg.RunsFilter()
-    newest_runs = {d.partition: d for d in instance.get_run_partition_data(runs_filter)
-                   if d.partition in sids}
+    newest_runs = {
+        d.partition: d for d in instance.get_run_partition_data(runs_filter) if d.partition in sids
+    }
     out = {}
     undecided = {}  # failed runs whose retry decision must be read from their tags
     now = time.time()
@@ -287,14 +313,15 @@ def _fingerprints(instance: dg.DagsterInstance, ids: list[str],
             if known.rpartition("|")[0] == base:
                 retry = known.rpartition("|")[2]
             if not retry or not run_settled(
-                    {"status": _FAILURE, "retry": None if retry == "-" else retry,
-                     "end": run.end_time}, now):
+                {"status": _FAILURE, "retry": None if retry == "-" else retry, "end": run.end_time},
+                now,
+            ):
                 undecided[run.run_id] = (pk, base)
                 continue
         out[pk] = f"{base}|{retry}"
     run_ids = sorted(undecided)
     for i in range(0, len(run_ids), _FEW):
-        for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids[i:i + _FEW])):
+        for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids[i : i + _FEW])):
             pk, base = undecided.pop(run.run_id)
             out[pk] = f"{base}|{run.tags.get(WILL_RETRY_TAG) or '-'}"
     for pk, base in undecided.values():  # deleted meanwhile: derived again next time

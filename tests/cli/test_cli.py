@@ -23,8 +23,12 @@ def research(*args, home: Path | None, env: dict | None = None, timeout: int = 6
     if home is not None:
         full_env["DAGSTER_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
-        env=full_env, timeout=timeout, cwd=REPO,
+        [sys.executable, "-m", "research_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
@@ -49,8 +53,17 @@ def small_spec_file(tmp_path) -> Path:
 def assert_contract(payload: dict) -> None:
     assert set(payload) == {"researches"}
     for r in payload["researches"]:
-        for key in ("id", "status", "phase", "reason", "reason_detail", "strategy", "gates",
-                    "backtest", "lockbox"):
+        for key in (
+            "id",
+            "status",
+            "phase",
+            "reason",
+            "reason_detail",
+            "strategy",
+            "gates",
+            "backtest",
+            "lockbox",
+        ):
             assert key in r, key
         assert r["status"] in STATUSES
         assert set(r["gates"]) == {"training_gate", "backtest_gate"}
@@ -64,10 +77,12 @@ def assert_contract(payload: dict) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["run", "--count", "0"], "must be at least 1"),
-     (["run", "--count", "two"], "must be a whole number"),
-     (["trigger", "--seed", "-3"], "must not be negative"),
-     (["explode"], "invalid choice")],
+    [
+        (["run", "--count", "0"], "must be at least 1"),
+        (["run", "--count", "two"], "must be a whole number"),
+        (["trigger", "--seed", "-3"], "must not be negative"),
+        (["explode"], "invalid choice"),
+    ],
 )
 def test_bad_flags_exit_2_with_a_message(home, args, message):
     result = research(*args, home=home)
@@ -76,10 +91,13 @@ def test_bad_flags_exit_2_with_a_message(home, args, message):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"RESEARCH_WALK_FORWARD_FOLDS": "0"}, "RESEARCH_WALK_FORWARD_FOLDS=0 is out of range"),
-    ({"GATE_BACKTEST_MAX_P_VALUE": "5"}, "GATE_BACKTEST_MAX_P_VALUE=5.0 is out of range"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RESEARCH_WALK_FORWARD_FOLDS": "0"}, "RESEARCH_WALK_FORWARD_FOLDS=0 is out of range"),
+        ({"GATE_BACKTEST_MAX_P_VALUE": "5"}, "GATE_BACKTEST_MAX_P_VALUE=5.0 is out of range"),
+    ],
+)
 def test_a_bad_setting_is_refused_before_any_research_is_triggered(home, env, message):
     result = research("run", "--count", "1", home=home, env=env)
     assert result.returncode == 1
@@ -117,8 +135,15 @@ def test_bad_market_data_names_file_and_row(home, tmp_path, small_spec_file):
         "2020-01-01 00:00,1.0,1.1,0.9,1.05,10\n"
         "2020-01-01 01:00,1.0,0.8,0.9,1.05,10\n"
     )
-    result = research("run", "--count", "1", "--spec", str(small_spec_file), home=home,
-                      env={"MARKET_DATA_DIR": str(data)})
+    result = research(
+        "run",
+        "--count",
+        "1",
+        "--spec",
+        str(small_spec_file),
+        home=home,
+        env={"MARKET_DATA_DIR": str(data)},
+    )
     assert result.returncode == 1
     assert "EURUSD_1h.csv" in result.stderr and "row 2" in result.stderr
     assert "Traceback" not in result.stderr
@@ -156,8 +181,13 @@ def test_short_commands_print_everything_before_their_quick_exit(home):
     assert table.stdout.splitlines()[-1].startswith(research_id)
 
     env = {**os.environ, "DAGSTER_HOME": str(home), **buffered}
-    status = subprocess.Popen([sys.executable, "-m", "research_assets.cli", "status", "--json"],
-                              env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status = subprocess.Popen(
+        [sys.executable, "-m", "research_assets.cli", "status", "--json"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     status.stdout.read(100)
     status.stdout.close()  # the reader goes away (as `research status | head -1` does)
     stderr = status.stderr.read().decode()
@@ -180,8 +210,7 @@ def test_run_json_contract(home):
 
 def documented_selection() -> str:
     """The selection README's "The `research` command" gives `dagster asset materialize`."""
-    found = re.findall(r"--select '([^']+)' --partition \"\$ID\"",
-                       (REPO / "README.md").read_text())
+    found = re.findall(r"--select '([^']+)' --partition \"\$ID\"", (REPO / "README.md").read_text())
     assert len(found) == 1, found
     return found[0]
 
@@ -203,12 +232,17 @@ def table_row(stdout: str, research_id: str) -> str:
 def table_cells(stdout: str, research_id: str) -> dict[str, str]:
     """One row of a table the CLI prints, by column name (names are apart by two spaces or
     more; cells start where their column's name does)."""
-    header = next(line for line in stdout.splitlines() if line.split()[:2] in (
-        ["#", "research"], ["research", "status"]))
+    header = next(
+        line
+        for line in stdout.splitlines()
+        if line.split()[:2] in (["#", "research"], ["research", "status"])
+    )
     names = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", header)]
     row = table_row(stdout, research_id)
-    return {name: row[start:names[i + 1][0] if i + 1 < len(names) else None].strip()
-            for i, (start, name) in enumerate(names)}
+    return {
+        name: row[start : names[i + 1][0] if i + 1 < len(names) else None].strip()
+        for i, (start, name) in enumerate(names)
+    }
 
 
 @pytest.fixture
@@ -224,31 +258,61 @@ def fast_spec_file(tmp_path, small_spec) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("gates", "status", "reason", "gate_outcomes", "why"),
-    [({**OPEN_TRAINING, "GATE_TRAINING_MIN_ACCURACY": "0.99"}, "rejected",
-      "accuracy_below_threshold", {"training_gate": "failed", "backtest_gate": None},
-      ACCURACY_BELOW),
-     ({**OPEN_TRAINING, **OPEN_BACKTEST, "GATE_BACKTEST_MIN_SHARPE": "100"}, "rejected",
-      "sharpe_too_low", {"training_gate": "passed", "backtest_gate": "failed"}, SHARPE_TOO_LOW),
-     ({**OPEN_TRAINING, **OPEN_BACKTEST}, "completed", None,
-      {"training_gate": "passed", "backtest_gate": "passed"}, None)],
+    [
+        (
+            {**OPEN_TRAINING, "GATE_TRAINING_MIN_ACCURACY": "0.99"},
+            "rejected",
+            "accuracy_below_threshold",
+            {"training_gate": "failed", "backtest_gate": None},
+            ACCURACY_BELOW,
+        ),
+        (
+            {**OPEN_TRAINING, **OPEN_BACKTEST, "GATE_BACKTEST_MIN_SHARPE": "100"},
+            "rejected",
+            "sharpe_too_low",
+            {"training_gate": "passed", "backtest_gate": "failed"},
+            SHARPE_TOO_LOW,
+        ),
+        (
+            {**OPEN_TRAINING, **OPEN_BACKTEST},
+            "completed",
+            None,
+            {"training_gate": "passed", "backtest_gate": "passed"},
+            None,
+        ),
+    ],
     ids=["training_gate", "backtest_gate", "completed"],
 )
-def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, status, reason,
-                                                gate_outcomes, why):
+def test_trigger_then_dagster_asset_materialize(
+    home, fast_spec_file, gates, status, reason, gate_outcomes, why
+):
     """The README's commands, as given there: the research runs to its verdict."""
     research_id = research("trigger", "--spec", str(fast_spec_file), home=home).stdout.strip()
     env = {**os.environ, "DAGSTER_HOME": str(home), **gates}
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-         "research_assets.definitions", "--select", documented_selection(), "--partition",
-         research_id],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "research_assets.definitions",
+            "--select",
+            documented_selection(),
+            "--partition",
+            research_id,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
     )
     payload = last_json(research("status", research_id, "--json", home=home).stdout)
     assert_contract(payload)
     [r] = payload["researches"]
-    assert (r["status"], r["reason"], r["gates"]) == (status, reason, gate_outcomes), \
-        done.stderr[-2000:]
+    assert (r["status"], r["reason"], r["gates"]) == (status, reason, gate_outcomes), done.stderr[
+        -2000:
+    ]
     assert r["strategy"] == "rsi_trend_eurusd"
     # Why, in numbers: in the JSON beside the reason code, and in `research status`'s table.
     row = table_row(research("status", home=home).stdout, research_id)
@@ -269,8 +333,7 @@ def test_trigger_then_dagster_asset_materialize(home, fast_spec_file, gates, sta
 
 
 @pytest.mark.slow
-def test_run_leaderboard_shows_a_backtest_rejection_with_its_figures_and_why(home,
-                                                                              fast_spec_file):
+def test_run_leaderboard_shows_a_backtest_rejection_with_its_figures_and_why(home, fast_spec_file):
     """`research run`, as `make demo` runs it: a research rejected at the backtest gate shows its
     backtest-period figures in the leaderboard as a completed one would, an empty lockbox (never
     evaluated for it), and why it was rejected in numbers, in its progress line too."""
@@ -287,7 +350,10 @@ def test_run_leaderboard_shows_a_backtest_rejection_with_its_figures_and_why(hom
     for column in ("sharpe", "return%", "excess%", "maxdd%", "win%", "trades", "dsr"):
         assert re.fullmatch(NUMBER, cells[column]), (column, cells)
     assert [cells[c] for c in ("lockbox sharpe", "lockbox ret%", "lockbox excess%")] == [
-        "-", "-", "-"], cells
+        "-",
+        "-",
+        "-",
+    ], cells
     progress = [line for line in result.stderr.splitlines() if line.startswith("[1/1]")]
     assert progress[-1].endswith(": " + r["reason_detail"]), progress
     # `research status` shows the same: the figures it has room for, and why.

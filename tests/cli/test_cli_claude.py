@@ -30,12 +30,18 @@ OPEN_GATES = OPEN_GATES_ENV
 
 
 def research(*args: str, home: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("RESEARCH_", "GATE_", "ANTHROPIC_", "DAGSTER_HOME",
-                                  "MARKET_DATA_DIR"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RESEARCH_", "GATE_", "ANTHROPIC_", "DAGSTER_HOME", "MARKET_DATA_DIR"))
+    }
     return subprocess.run(
-        [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
-        env={**clean, "DAGSTER_HOME": str(home), **env}, timeout=300, cwd=REPO,
+        [sys.executable, "-m", "research_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "DAGSTER_HOME": str(home), **env},
+        timeout=300,
+        cwd=REPO,
     )
 
 
@@ -60,9 +66,12 @@ def home(tmp_path) -> Path:
 def test_claude_research_spends_the_budget_and_later_triggers_are_refused(home, fake):
     spent = cost(DESIGN_USAGE, ASSESS_USAGE)
     env = {
-        "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url,
-        "RESEARCH_LLM_MAX_RETRIES": "0", "RESEARCH_LLM_TIMEOUT_S": "60",
-        "RESEARCH_LLM_MAX_RETRY_WAIT_S": "0.01", **OPEN_GATES,
+        "ANTHROPIC_API_KEY": KEY,
+        "ANTHROPIC_BASE_URL": fake.url,
+        "RESEARCH_LLM_MAX_RETRIES": "0",
+        "RESEARCH_LLM_TIMEOUT_S": "60",
+        "RESEARCH_LLM_MAX_RETRY_WAIT_S": "0.01",
+        **OPEN_GATES,
     }
     below = {**env, "RESEARCH_DAILY_BUDGET_USD": f"{spent / 2:.9f}"}
 
@@ -71,8 +80,18 @@ def test_claude_research_spends_the_budget_and_later_triggers_are_refused(home, 
     # never started.
     fake.push(design_reply(), assessment_reply())
     # (--timeout: should the daemon stall, the CLI gives up and stops it before our timeout.)
-    run = research("run", "--count", "2", "--seed", "1", "--timeout", "240", "--json", home=home,
-                   env={**below, "RESEARCH_MAX_CONCURRENT": "1"})
+    run = research(
+        "run",
+        "--count",
+        "2",
+        "--seed",
+        "1",
+        "--timeout",
+        "240",
+        "--json",
+        home=home,
+        env={**below, "RESEARCH_MAX_CONCURRENT": "1"},
+    )
     assert run.returncode == 3, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     payload = last_json(run.stdout)
@@ -81,11 +100,15 @@ def test_claude_research_spends_the_budget_and_later_triggers_are_refused(home, 
     assert payload["refused"]["reason"] == "budget_exhausted"
     assert "budget_exhausted" in run.stderr
     assert len(fake.requests) == 2  # one design, one assessment; no second design
-    assert (done["status"], done["designer"], done["verdict"]) == ("completed", "claude",
-                                                                   ASSESSMENT["verdict"])
+    assert (done["status"], done["designer"], done["verdict"]) == (
+        "completed",
+        "claude",
+        ASSESSMENT["verdict"],
+    )
     assert done["strategy"] == "claude_fast_eurusd"
-    tokens = {k: api_usage(DESIGN_USAGE)[k] + api_usage(ASSESS_USAGE)[k]
-              for k in api_usage(DESIGN_USAGE)}
+    tokens = {
+        k: api_usage(DESIGN_USAGE)[k] + api_usage(ASSESS_USAGE)[k] for k in api_usage(DESIGN_USAGE)
+    }
     assert done["tokens"] == tokens
     assert done["cost_usd"] == pytest.approx(spent, abs=1e-6)
 
@@ -101,8 +124,9 @@ def test_claude_research_spends_the_budget_and_later_triggers_are_refused(home, 
     assert "refused (budget_exhausted)" in refused.stderr
 
     # A budget of 0 means no limit: the same trigger is admitted.
-    unlimited = research("trigger", "--json", home=home,
-                         env={**env, "RESEARCH_DAILY_BUDGET_USD": "0"})
+    unlimited = research(
+        "trigger", "--json", home=home, env={**env, "RESEARCH_DAILY_BUDGET_USD": "0"}
+    )
     assert unlimited.returncode == 0, unlimited.stdout + unlimited.stderr
     triggered = last_json(unlimited.stdout)
     assert triggered["triggered"] is True and triggered["id"].startswith("r-")

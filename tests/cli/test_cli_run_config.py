@@ -26,11 +26,24 @@ def home(tmp_path) -> Path:
 
 def materialize(home: Path, research_id: str, config: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-         "research_assets.definitions", "--select", "strategy_spec", "--partition", research_id,
-         "--config-json", json.dumps(config)],
-        capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": str(home)},
-        cwd=REPO, timeout=600,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "research_assets.definitions",
+            "--select",
+            "strategy_spec",
+            "--partition",
+            research_id,
+            "--config-json",
+            json.dumps(config),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        cwd=REPO,
+        timeout=600,
     )
 
 
@@ -62,12 +75,20 @@ def test_research_run_prints_a_failed_researchs_message_alone(home, tmp_path):
     data.mkdir()
     index = pd.date_range("2020-01-01", periods=120, freq="h")
     close = 1 + np.cumsum(np.random.default_rng(0).normal(0, 0.001, len(index)))
-    pd.DataFrame({"timestamp": index.strftime("%Y-%m-%d %H:%M"), "open": close,
-                  "high": close + 0.002, "low": close - 0.002, "close": close,
-                  "volume": 10}).to_csv(data / "EURUSD_1h.csv", index=False)
+    pd.DataFrame(
+        {
+            "timestamp": index.strftime("%Y-%m-%d %H:%M"),
+            "open": close,
+            "high": close + 0.002,
+            "low": close - 0.002,
+            "close": close,
+            "volume": 10,
+        }
+    ).to_csv(data / "EURUSD_1h.csv", index=False)
     spec = REPO / "research_assets" / "examples" / "rsi_trend_eurusd.yaml"
-    result = research("run", "--count", "1", "--spec", str(spec), home=home,
-                      env={"MARKET_DATA_DIR": str(data)})
+    result = research(
+        "run", "--count", "1", "--spec", str(spec), home=home, env={"MARKET_DATA_DIR": str(data)}
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     [r] = last_json(research("status", "--json", home=home).stdout)["researches"]
     assert r["status"] == "failed" and r["reason"].startswith("EURUSD/1h: 120 bars"), r

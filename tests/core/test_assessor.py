@@ -64,8 +64,7 @@ def stats(**kw: float) -> dict[str, float]:
 
 def run(training=None, by_dataset=None, spec=SPEC, trials=None, **kw: float) -> Assessment:
     agg = stats(**kw)
-    return assess(spec, training or TRAINING, agg, by_dataset or {"EURUSD/1h": agg},
-                  trials=trials)
+    return assess(spec, training or TRAINING, agg, by_dataset or {"EURUSD/1h": agg}, trials=trials)
 
 
 def spec_with(**changes) -> StrategySpec:
@@ -360,9 +359,22 @@ def test_assessment_model_is_strict():
 
 
 def test_an_older_report_without_the_new_figures_is_never_promising():
-    old = {k: v for k, v in BASE.items() if k in KEYS.values() and k not in (
-        "Buy & Hold Sharpe Ratio", "Excess Sharpe", "Excess Return [%]", "Beta", "Alpha [%]",
-        "Probabilistic Sharpe Ratio", "Deflated Sharpe Ratio", "p-value")}
+    old = {
+        k: v
+        for k, v in BASE.items()
+        if k in KEYS.values()
+        and k
+        not in (
+            "Buy & Hold Sharpe Ratio",
+            "Excess Sharpe",
+            "Excess Return [%]",
+            "Beta",
+            "Alpha [%]",
+            "Probabilistic Sharpe Ratio",
+            "Deflated Sharpe Ratio",
+            "p-value",
+        )
+    }
     a = assess(SPEC, TRAINING, old, {"EURUSD/1h": old})
     assert a.verdict == "neutral"
     assert "Deflated Sharpe n/a is below 0.95" in a.summary
@@ -371,16 +383,27 @@ def test_an_older_report_without_the_new_figures_is_never_promising():
 
 def test_excess_figures_fall_back_to_the_differences():
     # no Excess Sharpe / Excess Return in the report: Sharpe - B&H Sharpe, return - B&H return
-    summary = {k: v for k, v in stats(sharpe=1.5, bh_sharpe=1.7).items()
-               if k not in ("Excess Sharpe", "Excess Return [%]")}
+    summary = {
+        k: v
+        for k, v in stats(sharpe=1.5, bh_sharpe=1.7).items()
+        if k not in ("Excess Sharpe", "Excess Return [%]")
+    }
     a = assess(SPEC, TRAINING, summary, {"EURUSD/1h": summary})
     assert a.verdict == "neutral"
     assert "Sharpe 1.50 vs buy & hold 1.70 (excess -0.20) is not above buy & hold" in a.summary
 
 
 def test_neutral_summary_names_every_missing_condition_in_numbers():
-    a = run(dsr=0.61, p=0.23, excess_sharpe=-0.3, bh_sharpe=1.8, excess_ret=-18.0, ret=12.0,
-            bh=30.0, trials=40)
+    a = run(
+        dsr=0.61,
+        p=0.23,
+        excess_sharpe=-0.3,
+        bh_sharpe=1.8,
+        excess_ret=-18.0,
+        ret=12.0,
+        bh=30.0,
+        trials=40,
+    )
     assert a.verdict == "neutral"
     assert "Deflated Sharpe 0.610 is below 0.95 after 40 trials" in a.summary
     assert "p-value 0.230 against random timing is above 0.05" in a.summary
@@ -391,11 +414,14 @@ def test_neutral_summary_names_every_missing_condition_in_numbers():
 def test_benchmark_comparison_in_numbers():
     a = run(trials=12)
     strengths = " | ".join(a.strengths)
-    assert ("Sharpe 1.50 vs buy & hold 0.90 (excess +0.60): more return per unit of risk than "
-            "holding the asset") in strengths
+    assert (
+        "Sharpe 1.50 vs buy & hold 0.90 (excess +0.60): more return per unit of risk than "
+        "holding the asset"
+    ) in strengths
     assert "beta 0.20 to buy & hold, alpha 11.0% a year: the returns do not come from" in strengths
-    assert ("significant: Deflated Sharpe 0.970 after 12 trials and p-value 0.012 against "
-            "random timing") in strengths
+    assert (
+        "significant: Deflated Sharpe 0.970 after 12 trials and p-value 0.012 against random timing"
+    ) in strengths
     # the benchmark and significance come first: the item limit never drops them
     assert a.strengths[0].startswith("Sharpe 1.50 vs buy & hold 0.90")
 
@@ -404,38 +430,48 @@ def test_market_exposure_is_a_weakness_with_advice():
     a = run(excess_sharpe=-0.2, bh_sharpe=1.7, beta=0.96, alpha=-1.5, exposure=99.9)
     weak = " | ".join(a.weaknesses)
     assert "Sharpe 1.50 vs buy & hold 1.70 (excess -0.20): no more return per unit of risk" in weak
-    assert ("beta 0.96 to buy & hold, alpha -1.5% a year: the returns mostly come from market "
-            "exposure") in weak
+    assert (
+        "beta 0.96 to buy & hold, alpha -1.5% a year: the returns mostly come from market exposure"
+    ) in weak
     assert "in the market 99.9% of the time" in weak
     # the example spec's zigzag labels: stand aside more with a larger threshold
     assert [s for s in a.suggestions if "so that flat" in s] == [
         "to beat buy & hold rather than ride it, raise the zigzag threshold from 0.005 to "
-        "0.0075 so that flat (no position) is predicted when no clear move is due"]
+        "0.0075 so that flat (no position) is predicted when no clear move is due"
+    ]
     # a Sharpe above 1 is no strength where holding the asset did better
     assert not any(s.startswith("Sharpe 1.50 over the backtest period") for s in a.strengths)
-    two_class = spec_with(training__labels={"source": "forward_return", "horizon": 8,
-                                            "threshold": 0})
+    two_class = spec_with(
+        training__labels={"source": "forward_return", "horizon": 8, "threshold": 0}
+    )
     b = run(spec=two_class, excess_sharpe=-0.2, beta=0.96)
-    assert any("add a dead zone to the forward-return labels" in s and "over 8 bars" in s
-               for s in b.suggestions)
+    assert any(
+        "add a dead zone to the forward-return labels" in s and "over 8 bars" in s
+        for s in b.suggestions
+    )
 
 
 def test_not_significant_asks_for_other_inputs_than_tuning():
     a = run(dsr=0.42, psr=0.91, p=0.3, trials=25)
     weak = " | ".join(a.weaknesses)
-    assert ("Deflated Sharpe 0.420 < 0.95 after 25 trials (before deflating: 0.910): the Sharpe "
-            "could be the luck of the best of many tries") in weak
+    assert (
+        "Deflated Sharpe 0.420 < 0.95 after 25 trials (before deflating: 0.910): the Sharpe "
+        "could be the luck of the best of many tries"
+    ) in weak
     assert "p-value 0.300 > 0.05: 30% of random timings of the same positions did" in weak
-    assert any("try other kinds of inputs than rsi, sma rather than tuning" in s
-               for s in a.suggestions)
+    assert any(
+        "try other kinds of inputs than rsi, sma rather than tuning" in s for s in a.suggestions
+    )
     assert any("inputs of another kind than rsi, sma" in h for h in a.hypotheses)
 
 
 def test_training_lift_over_the_majority_class():
     lifted = {**TRAINING, "baseline_accuracy": 0.5, "accuracy_lift": 0.05, "loss_ratio": 0.9}
     a = run(training=lifted)
-    assert any("test accuracy 0.53 vs 0.50 always predicting the majority class (lift +0.05)"
-               in s for s in a.strengths)
+    assert any(
+        "test accuracy 0.53 vs 0.50 always predicting the majority class (lift +0.05)" in s
+        for s in a.strengths
+    )
     assert "(lift +0.05 over the majority class)" in a.summary
     flat = {**TRAINING, "baseline_accuracy": 0.53, "accuracy_lift": 0.0, "loss_ratio": 0.995}
     b = run(training=flat)

@@ -33,16 +33,25 @@ def make_bars(opens=OPEN, closes=CLOSE, freq="D") -> pd.DataFrame:
     index = pd.date_range("2024-01-01", periods=len(opens), freq=freq, tz="UTC", name="timestamp")
     opens, closes = np.asarray(opens, float), np.asarray(closes, float)
     return pd.DataFrame(
-        {"open": opens, "high": np.maximum(opens, closes) + 1, "low": np.minimum(opens, closes) - 1,
-         "close": closes, "volume": 1.0},
+        {
+            "open": opens,
+            "high": np.maximum(opens, closes) + 1,
+            "low": np.minimum(opens, closes) - 1,
+            "close": closes,
+            "volume": 1.0,
+        },
         index=index,
     )
 
 
 def run(signals, bars=None, **kw) -> BacktestResult:
-    return run_backtest(make_bars() if bars is None else bars, np.asarray(signals, float),
-                        commission=kw.get("commission", C), slippage=kw.get("slippage", S),
-                        cash=kw.get("cash", CASH))
+    return run_backtest(
+        make_bars() if bars is None else bars,
+        np.asarray(signals, float),
+        commission=kw.get("commission", C),
+        slippage=kw.get("slippage", S),
+        cash=kw.get("cash", CASH),
+    )
 
 
 def sma_signals(close: pd.Series, fast=10, slow=30, short=False) -> np.ndarray:
@@ -328,8 +337,13 @@ def test_the_backtests_own_stats_equal_compute_stats_on_its_outputs():
 
 @pytest.mark.parametrize(
     ("symbol", "timeframe", "low", "high"),
-    [("AAPL", "1d", 245, 258), ("SP500", "1d", 245, 258), ("BTCUSD", "1d", 355, 366),
-     ("EURUSD", "1h", 6000, 6400), ("BTCUSD", "1h", 8700, 8790)],
+    [
+        ("AAPL", "1d", 245, 258),
+        ("SP500", "1d", 245, 258),
+        ("BTCUSD", "1d", 355, 366),
+        ("EURUSD", "1h", 6000, 6400),
+        ("BTCUSD", "1h", 8700, 8790),
+    ],
 )
 def test_periods_per_year_from_the_data_itself(symbol, timeframe, low, high):
     bars = load_bars(symbol, timeframe, directory=BUNDLED_DATA_DIR)
@@ -344,15 +358,33 @@ def test_periods_per_year_ignores_the_time_unit_and_needs_two_bars():
 
 def test_summarize_pools_trades_and_takes_the_worst_drawdown():
     stats = {
-        "A/1d": {"Return [%]": 10.0, "Sharpe Ratio": 1.0, "Max. Drawdown [%]": 12.0,
-                 "Win Rate [%]": 60.0, "# Trades": 10.0, "Profit Factor": math.inf,
-                 "Exposure Time [%]": 50.0},
-        "B/1h": {"Return [%]": -4.0, "Sharpe Ratio": 0.5, "Max. Drawdown [%]": 30.0,
-                 "Win Rate [%]": 40.0, "# Trades": 30.0, "Profit Factor": 1.5,
-                 "Exposure Time [%]": 70.0},
-        "C/1d": {"Return [%]": 0.0, "Sharpe Ratio": math.nan, "Max. Drawdown [%]": 0.0,
-                 "Win Rate [%]": math.nan, "# Trades": 0.0, "Profit Factor": math.nan,
-                 "Exposure Time [%]": 0.0},
+        "A/1d": {
+            "Return [%]": 10.0,
+            "Sharpe Ratio": 1.0,
+            "Max. Drawdown [%]": 12.0,
+            "Win Rate [%]": 60.0,
+            "# Trades": 10.0,
+            "Profit Factor": math.inf,
+            "Exposure Time [%]": 50.0,
+        },
+        "B/1h": {
+            "Return [%]": -4.0,
+            "Sharpe Ratio": 0.5,
+            "Max. Drawdown [%]": 30.0,
+            "Win Rate [%]": 40.0,
+            "# Trades": 30.0,
+            "Profit Factor": 1.5,
+            "Exposure Time [%]": 70.0,
+        },
+        "C/1d": {
+            "Return [%]": 0.0,
+            "Sharpe Ratio": math.nan,
+            "Max. Drawdown [%]": 0.0,
+            "Win Rate [%]": math.nan,
+            "# Trades": 0.0,
+            "Profit Factor": math.nan,
+            "Exposure Time [%]": 0.0,
+        },
     }
     s = summarize(stats)
     assert s["# Trades"] == 40.0
@@ -369,8 +401,9 @@ def test_summarize_pools_trades_and_takes_the_worst_drawdown():
 
 
 def test_json_safe_turns_nan_and_inf_into_none():
-    safe = json_safe({"a": math.nan, "b": math.inf, "c": -math.inf, "d": np.float64(1.5),
-                      "e": None, "f": 3})
+    safe = json_safe(
+        {"a": math.nan, "b": math.inf, "c": -math.inf, "d": np.float64(1.5), "e": None, "f": 3}
+    )
     assert safe == {"a": None, "b": None, "c": None, "d": 1.5, "e": None, "f": 3.0}
     assert type(safe["d"]) is float
     json.dumps(safe, allow_nan=False)

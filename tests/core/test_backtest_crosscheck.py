@@ -83,8 +83,9 @@ class FollowSignals(Strategy):
             self.sell(size=self.size)
 
 
-def backtesting_py(bars: pd.DataFrame, signals: np.ndarray, commission: float, slippage: float
-                   ) -> pd.Series:
+def backtesting_py(
+    bars: pd.DataFrame, signals: np.ndarray, commission: float, slippage: float
+) -> pd.Series:
     """backtesting.py's results with our cost model mapped onto its parameters (module doc)."""
     s, c = slippage, commission
     if (signals < 0).any():
@@ -97,14 +98,19 @@ def backtesting_py(bars: pd.DataFrame, signals: np.ndarray, commission: float, s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its progress and "fractional" notices
         bt = FractionalBacktest(
-            bars.rename(columns=str.capitalize), FollowSignals, cash=CASH,
-            fractional_unit=1e-10, finalize_trades=True, **params,
+            bars.rename(columns=str.capitalize),
+            FollowSignals,
+            cash=CASH,
+            fractional_unit=1e-10,
+            finalize_trades=True,
+            **params,
         )
         return bt.run(signals=signals, size=size)
 
 
-def ours(bars: pd.DataFrame, signals: np.ndarray, commission: float, slippage: float
-         ) -> tuple[BacktestResult, BacktestResult]:
+def ours(
+    bars: pd.DataFrame, signals: np.ndarray, commission: float, slippage: float
+) -> tuple[BacktestResult, BacktestResult]:
     """Our result on the data, and on the data with the last close set to the last open."""
     real = run_backtest(bars, signals, commission=commission, slippage=slippage, cash=CASH)
     last_open = bars.copy()
@@ -150,6 +156,6 @@ def test_equity_and_trades_equal_backtesting_py(bars, short, commission, slippag
     assert at_open.stats["Return [%]"] == pytest.approx(stats["Return [%]"], rel=RTOL)
     assert at_open.stats["Win Rate [%]"] == pytest.approx(stats["Win Rate [%]"], rel=RTOL)
     assert at_open.stats["Max. Drawdown [%]"] == pytest.approx(
-        -stats["Max. Drawdown [%]"], rel=RTOL  # theirs is negative, ours a magnitude
+        -stats["Max. Drawdown [%]"],
+        rel=RTOL,  # theirs is negative, ours a magnitude
     )
-

@@ -20,8 +20,12 @@ def ts(*args: int) -> float:
 
 @pytest.mark.parametrize(
     "env, expected",
-    [({}, 20.0), ({"RESEARCH_DAILY_BUDGET_USD": ""}, 20.0),
-     ({"RESEARCH_DAILY_BUDGET_USD": "0"}, 0.0), ({"RESEARCH_DAILY_BUDGET_USD": " 5.5 "}, 5.5)],
+    [
+        ({}, 20.0),
+        ({"RESEARCH_DAILY_BUDGET_USD": ""}, 20.0),
+        ({"RESEARCH_DAILY_BUDGET_USD": "0"}, 0.0),
+        ({"RESEARCH_DAILY_BUDGET_USD": " 5.5 "}, 5.5),
+    ],
 )
 def test_daily_budget(env, expected):
     assert daily_budget_usd(env) == expected

@@ -450,7 +450,6 @@ STOCKS = ("AAPL", "IBM", "MSFT", "GOOG")
 SOURCES_ENV = "SAMPLE_DATA_DOWNLOAD_DIR"
 
 
-
 def _build_script() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "scripts" / "build_sample_data.py"
     name = "build_sample_data"

@@ -66,8 +66,13 @@ def rejected(rid: str, spec: StrategySpec, reason: str, t: float = 0.0) -> Resea
     return ResearchRecord(rid, "rejected", t, spec, rejected_by=gate, rejection_reason=reason)
 
 
-TRAINING_REASONS = ("accuracy_below_threshold", "loss_too_high", "insufficient_loss_decrease",
-                    "no_accuracy_lift", "loss_above_baseline")
+TRAINING_REASONS = (
+    "accuracy_below_threshold",
+    "loss_too_high",
+    "insufficient_loss_decrease",
+    "no_accuracy_lift",
+    "loss_above_baseline",
+)
 
 
 def types(spec: StrategySpec) -> set[str]:
@@ -224,8 +229,9 @@ def _write(directory, kind: str, sigma: float, symbols=("AAPL",), seed: int = 0)
     from research_assets.core.data import list_datasets
     from research_assets.core.synthetic import SyntheticMarket, write_market_data
 
-    write_market_data(directory, kind, seed, symbols=symbols,
-                      market=SyntheticMarket(bars=2000, sigma=sigma))
+    write_market_data(
+        directory, kind, seed, symbols=symbols, market=SyntheticMarket(bars=2000, sigma=sigma)
+    )
     return list_datasets(directory)
 
 
@@ -247,8 +253,11 @@ def test_volatility_is_measured_from_the_bars_not_guessed_from_the_name(tmp_path
         labels = spec.training.labels
         if labels.threshold:  # the multipliers of the table, of the measured sigma
             thresholds += 1
-            table = (design_steering.ZIGZAG_M if labels.source == "zigzag"
-                     else design_steering.DEADZONE_D)
+            table = (
+                design_steering.ZIGZAG_M
+                if labels.source == "zigzag"
+                else design_steering.DEADZONE_D
+            )
             m = _multiplier(spec, 0.005)
             assert min(abs(m - x) for x in table) < 0.08 * m, (labels, m)
     assert thresholds >= 10
@@ -285,8 +294,12 @@ def test_volatility_never_reads_the_lockbox(tmp_path, monkeypatch):
     r[-n_lock:] *= 10  # the newest 15% (the default lockbox) is ten times as volatile
     close = np.exp(np.cumsum(r))
     opens = np.concatenate([[close[0]], close[:-1]])
-    frame = bars.assign(open=opens, close=close, high=np.maximum(opens, close) * 1.001,
-                        low=np.minimum(opens, close) * 0.999)
+    frame = bars.assign(
+        open=opens,
+        close=close,
+        high=np.maximum(opens, close) * 1.001,
+        low=np.minimum(opens, close) * 0.999,
+    )
     frame.reset_index().to_parquet(tmp_path / "WILD_1d.parquet", index=False)
     (info,) = list_datasets(tmp_path)
     assert np.std(np.diff(np.log(close))) > 0.03  # over every bar, the lockbox dominates
@@ -357,7 +370,8 @@ def test_macd_line_scale_matches_the_line_on_a_random_walk():
     sigma = float(np.std(np.diff(np.log(bars["close"].to_numpy()))))
     for fast, slow in ((8, 17), (12, 26), (5, 35)):
         ind = IndicatorSpec.model_validate(
-            {"type": "macd", "fast_period": fast, "slow_period": slow, "signal_period": 9})
+            {"type": "macd", "fast_period": fast, "slow_period": slow, "signal_period": 9}
+        )
         line = compute_indicators(bars, {"m": ind})["m.macd"].dropna()
         assert float(line.std()) / sigma == pytest.approx(macd_line_scale(fast, slow), rel=0.15)
 
@@ -366,22 +380,26 @@ def test_period_mutation_rescales_the_macd_line_sets():
     import random
 
     data = EXAMPLE.to_dict()
-    data["indicators"] = {"macd_12_26_9": {"type": "macd", "fast_period": 12, "slow_period": 26,
-                                           "signal_period": 9}}
-    data["fuzzy_sets"] = {"macd_12_26_9_macd": {
-        "indicator": "macd_12_26_9.macd",
-        "low": {"type": "triangular", "parameters": [-0.02, -0.02, 0]},
-        "high": {"type": "triangular", "parameters": [0, 0.02, 0.02]},
-    }}
+    data["indicators"] = {
+        "macd_12_26_9": {"type": "macd", "fast_period": 12, "slow_period": 26, "signal_period": 9}
+    }
+    data["fuzzy_sets"] = {
+        "macd_12_26_9_macd": {
+            "indicator": "macd_12_26_9.macd",
+            "low": {"type": "triangular", "parameters": [-0.02, -0.02, 0]},
+            "high": {"type": "triangular", "parameters": [0, 0.02, 0.02]},
+        }
+    }
     data["nn_inputs"] = [{"fuzzy_set": "macd_12_26_9_macd"}]
-    ctx = _Context(
-        random.Random(1), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief()
-    )
+    ctx = _Context(random.Random(1), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief())
     assert _mutate_period(data, ctx)
     ((new_id, params),) = data["indicators"].items()
     ((set_id, fs),) = data["fuzzy_sets"].items()
-    expected = 0.02 * macd_line_scale(params["fast_period"], params["slow_period"]) / (
-        macd_line_scale(12, 26))
+    expected = (
+        0.02
+        * macd_line_scale(params["fast_period"], params["slow_period"])
+        / (macd_line_scale(12, 26))
+    )
     assert fs["high"]["parameters"][1] == pytest.approx(expected, rel=1e-3)
     StrategySpec.from_dict(data)
 
@@ -646,9 +664,7 @@ def test_period_mutation_renames_sets_and_rescales_price_relative_memberships():
         }
     }
     data["nn_inputs"] = [{"fuzzy_set": "sma_20"}]
-    ctx = _Context(
-        random.Random(0), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief()
-    )
+    ctx = _Context(random.Random(0), {"1h": ["EURUSD"]}, design_steering.Steer(), _Brief())
     assert _mutate_period(data, ctx)
     (new_id,) = data["indicators"]
     period = data["indicators"][new_id]["period"]
@@ -692,8 +708,10 @@ def test_too_few_trades_asks_for_shorter_horizons_and_smaller_thresholds():
             assert _threshold_in_sigmas(spec) < 0.65
     steer = design_steering.Steer.from_memory(_rejections("too_few_trades"))
     assert steer.more_trades and steer.label_mode == "more_trades"
-    assert "more trades (shorter horizons, smaller label thresholds)" in design(
-        0, _rejections("too_few_trades")).rationale
+    assert (
+        "more trades (shorter horizons, smaller label thresholds)"
+        in design(0, _rejections("too_few_trades")).rationale
+    )
 
 
 def test_no_edge_over_buy_and_hold_asks_for_a_flat_class():
@@ -738,14 +756,21 @@ def test_no_real_edge_asks_for_other_inputs_rather_than_tuning(reason):
 
 
 def test_no_real_edge_mutates_indicators_rather_than_their_parameters():
-    memory = ResearchMemory([*(rejected(f"x{i}", design(800 + i).spec, "not_significant",
-                                        float(i)) for i in range(4)),
-                             completed("best", EXAMPLE, 1.6, 10.0)])
+    memory = ResearchMemory(
+        [
+            *(
+                rejected(f"x{i}", design(800 + i).spec, "not_significant", float(i))
+                for i in range(4)
+            ),
+            completed("best", EXAMPLE, 1.6, 10.0),
+        ]
+    )
     plain = ResearchMemory([completed("best", EXAMPLE, 1.6, 10.0)])
 
     def indicator_changes(m: ResearchMemory) -> float:
-        exploits = [d for seed in range(300) if (d := design(seed, m)).rationale.startswith(
-            "Exploits")]
+        exploits = [
+            d for seed in range(300) if (d := design(seed, m)).rationale.startswith("Exploits")
+        ]
         return sum(types(d.spec) != types(EXAMPLE) for d in exploits) / len(exploits)
 
     assert indicator_changes(memory) > indicator_changes(plain) + 0.1
@@ -754,25 +779,37 @@ def test_no_real_edge_mutates_indicators_rather_than_their_parameters():
 def test_the_label_group_with_most_rejections_wins():
     memory = ResearchMemory(
         [rejected(f"t{i}", design(800 + i).spec, "too_few_trades", float(i)) for i in range(3)]
-        + [rejected(f"b{i}", design(850 + i).spec, "no_edge_over_benchmark", 10.0 + i)
-           for i in range(5)]
+        + [
+            rejected(f"b{i}", design(850 + i).spec, "no_edge_over_benchmark", 10.0 + i)
+            for i in range(5)
+        ]
     )
     steer = design_steering.Steer.from_memory(memory)
     assert steer.more_trades and steer.stand_aside
     assert steer.label_mode == "stand_aside"
     tie = ResearchMemory(
         [rejected(f"t{i}", design(800 + i).spec, "too_few_trades", float(i)) for i in range(3)]
-        + [rejected(f"w{i}", design(850 + i).spec, "win_rate_too_low", 10.0 + i)
-           for i in range(3)]
+        + [rejected(f"w{i}", design(850 + i).spec, "win_rate_too_low", 10.0 + i) for i in range(3)]
     )
     assert design_steering.Steer.from_memory(tie).label_mode == "more_trades"
 
 
 def test_steered_designs_are_deterministic_and_valid():
     memory = ResearchMemory(
-        [rejected(f"x{i}", design(800 + i).spec, reason, float(i)) for i, reason in enumerate(
-            ["too_few_trades", "no_edge_over_benchmark", "not_significant", "no_edge_over_random",
-             "no_accuracy_lift", "loss_above_baseline"] * 2)]
+        [
+            rejected(f"x{i}", design(800 + i).spec, reason, float(i))
+            for i, reason in enumerate(
+                [
+                    "too_few_trades",
+                    "no_edge_over_benchmark",
+                    "not_significant",
+                    "no_edge_over_random",
+                    "no_accuracy_lift",
+                    "loss_above_baseline",
+                ]
+                * 2
+            )
+        ]
         + [completed("best", EXAMPLE, 1.6, 20.0)]
     )
     for seed in range(60):
@@ -786,15 +823,18 @@ def test_steered_designs_are_deterministic_and_valid():
 
 def test_best_ranks_by_excess_sharpe_over_buy_and_hold():
     def done(rid: str, sharpe: float, **figures: float) -> ResearchRecord:
-        return ResearchRecord(rid, "completed", 1.0, EXAMPLE,
-                              backtest={"Sharpe Ratio": sharpe, **figures})
+        return ResearchRecord(
+            rid, "completed", 1.0, EXAMPLE, backtest={"Sharpe Ratio": sharpe, **figures}
+        )
 
-    memory = ResearchMemory([
-        done("riding", 1.9, **{"Excess Sharpe": 0.1}),  # high Sharpe, mostly the market's
-        done("timing", 0.9, **{"Excess Sharpe": 0.7}),
-        done("derived", 1.2, **{"Buy & Hold Sharpe Ratio": 0.8}),  # excess 0.4, from the two
-        done("old", 2.5),  # an older report: no benchmark figures, ranked after
-    ])
+    memory = ResearchMemory(
+        [
+            done("riding", 1.9, **{"Excess Sharpe": 0.1}),  # high Sharpe, mostly the market's
+            done("timing", 0.9, **{"Excess Sharpe": 0.7}),
+            done("derived", 1.2, **{"Buy & Hold Sharpe Ratio": 0.8}),  # excess 0.4, from the two
+            done("old", 2.5),  # an older report: no benchmark figures, ranked after
+        ]
+    )
     assert [r.research_id for r in memory.best(4)] == ["timing", "derived", "riding", "old"]
     assert memory.records[2].excess_sharpe == pytest.approx(0.4)
     assert memory.records[3].excess_sharpe is None
@@ -803,21 +843,37 @@ def test_best_ranks_by_excess_sharpe_over_buy_and_hold():
 
 
 def test_exploiting_quotes_the_excess_sharpe():
-    best = ResearchRecord("best", "completed", 1.0, EXAMPLE,
-                          backtest={"Sharpe Ratio": 1.6, "Excess Sharpe": 0.45})
-    exploits = [d for seed in range(20) if (d := design(seed, ResearchMemory([best])))
-                .rationale.startswith("Exploits")]
+    best = ResearchRecord(
+        "best", "completed", 1.0, EXAMPLE, backtest={"Sharpe Ratio": 1.6, "Excess Sharpe": 0.45}
+    )
+    exploits = [
+        d
+        for seed in range(20)
+        if (d := design(seed, ResearchMemory([best]))).rationale.startswith("Exploits")
+    ]
     assert exploits
-    assert all("backtest-period Sharpe 1.60 (excess +0.45 over buy & hold)" in d.rationale
-               for d in exploits)
+    assert all(
+        "backtest-period Sharpe 1.60 (excess +0.45 over buy & hold)" in d.rationale
+        for d in exploits
+    )
 
 
 def test_a_record_carries_the_gate_description_and_the_new_figures():
-    figures = {"Sharpe Ratio": 0.81234, "Excess Sharpe": -0.21234, "Excess Return [%]": -12.34567,
-               "Buy & Hold Sharpe Ratio": 1.02468, "Deflated Sharpe Ratio": 0.61234,
-               "p-value": 0.31234, "Beta": 0.94321}
+    figures = {
+        "Sharpe Ratio": 0.81234,
+        "Excess Sharpe": -0.21234,
+        "Excess Return [%]": -12.34567,
+        "Buy & Hold Sharpe Ratio": 1.02468,
+        "Deflated Sharpe Ratio": 0.61234,
+        "p-value": 0.31234,
+        "Beta": 0.94321,
+    }
     record = ResearchRecord(
-        "r1", "rejected", 1.0, EXAMPLE, rejected_by="backtest_gate",
+        "r1",
+        "rejected",
+        1.0,
+        EXAMPLE,
+        rejected_by="backtest_gate",
         rejection_reason="no_edge_over_benchmark",
         gate_description="excess Sharpe -0.2123 <= 0 (no_edge_over_benchmark); p-value 0.3123 > "
         "0.05 (no_edge_over_random)",
@@ -853,8 +909,10 @@ def test_explores_confidence_thresholds_suited_to_the_labels():
         assert 1 / classes < _threshold(spec) <= (0.55 if classes == 2 else 0.5)
     assert {2, 3} == {2 if _two_class(s) else 3 for s in with_threshold}
     d = design(0)
-    assert ("positions only where the most probable class" in d.rationale
-            or "positions from the most probable class" in d.rationale)
+    assert (
+        "positions only where the most probable class" in d.rationale
+        or "positions from the most probable class" in d.rationale
+    )
 
 
 def test_confidence_threshold_follows_the_steering():
@@ -869,17 +927,25 @@ def test_confidence_threshold_follows_the_steering():
 
 def test_mutations_change_the_confidence_threshold():
     memory = ResearchMemory([completed("best", EXAMPLE, 1.6)])
-    changed = [d for seed in range(300) if "confidence threshold" in (d := design(seed, memory))
-               .rationale]
+    changed = [
+        d for seed in range(300) if "confidence threshold" in (d := design(seed, memory)).rationale
+    ]
     assert changed
     for d in changed:
         assert "confidence threshold none -> " in d.rationale
         assert _threshold(d.spec) in design_steering.CONFIDENCE[3]  # the example's zigzag labels
-    best = ResearchRecord("best", "completed", 1.0, StrategySpec.from_dict(
-        {**EXAMPLE.to_dict(), "decisions": {"confidence_threshold": 0.6}}),
-        backtest={"Sharpe Ratio": 1.6})
+    best = ResearchRecord(
+        "best",
+        "completed",
+        1.0,
+        StrategySpec.from_dict({**EXAMPLE.to_dict(), "decisions": {"confidence_threshold": 0.6}}),
+        backtest={"Sharpe Ratio": 1.6},
+    )
     # too few trades: mutations remove the threshold
     steered = ResearchMemory([best, *_rejections("too_few_trades").records])
-    removed = [d for seed in range(300) if "confidence threshold 0.6 -> none" in (
-        d := design(seed, steered)).rationale]
+    removed = [
+        d
+        for seed in range(300)
+        if "confidence threshold 0.6 -> none" in (d := design(seed, steered)).rationale
+    ]
     assert removed and all(d.spec.decisions is None for d in removed)

@@ -22,17 +22,41 @@ DEFAULTS = GateThresholds()
 T = GateThresholds(min_win_rate=0.45)
 # The seeds' thresholds, for the tests of their checks.
 SEEDS = GateThresholds(min_accuracy=0.45, max_loss=0.8, min_loss_decrease=0.2)
-GOOD_TRAINING = {"test_accuracy": 0.55, "test_loss": 0.6, "loss_decrease": 0.35,
-                 "accuracy_lift": 0.04, "loss_ratio": 0.93}
-GOOD_BACKTEST = {"# Trades": 120.0, "Win Rate [%]": 52.0, "Max. Drawdown [%]": 18.0,
-                 "Sharpe Ratio": 0.9, "Excess Sharpe": 0.4, "p-value": 0.01,
-                 "Deflated Sharpe Ratio": 0.98}
-BACKTEST_KEYS = {"trades": "# Trades", "win": "Win Rate [%]", "dd": "Max. Drawdown [%]",
-                 "sharpe": "Sharpe Ratio", "excess": "Excess Sharpe", "p": "p-value",
-                 "dsr": "Deflated Sharpe Ratio"}
+GOOD_TRAINING = {
+    "test_accuracy": 0.55,
+    "test_loss": 0.6,
+    "loss_decrease": 0.35,
+    "accuracy_lift": 0.04,
+    "loss_ratio": 0.93,
+}
+GOOD_BACKTEST = {
+    "# Trades": 120.0,
+    "Win Rate [%]": 52.0,
+    "Max. Drawdown [%]": 18.0,
+    "Sharpe Ratio": 0.9,
+    "Excess Sharpe": 0.4,
+    "p-value": 0.01,
+    "Deflated Sharpe Ratio": 0.98,
+}
+BACKTEST_KEYS = {
+    "trades": "# Trades",
+    "win": "Win Rate [%]",
+    "dd": "Max. Drawdown [%]",
+    "sharpe": "Sharpe Ratio",
+    "excess": "Excess Sharpe",
+    "p": "p-value",
+    "dsr": "Deflated Sharpe Ratio",
+}
 TRAINING_CHECKS = ["accuracy", "loss", "loss_decrease", "accuracy_lift", "loss_ratio"]
-BACKTEST_CHECKS = ["trades", "win_rate", "max_drawdown", "sharpe", "excess_sharpe", "p_value",
-                   "deflated_sharpe"]
+BACKTEST_CHECKS = [
+    "trades",
+    "win_rate",
+    "max_drawdown",
+    "sharpe",
+    "excess_sharpe",
+    "p_value",
+    "deflated_sharpe",
+]
 
 
 def training(**kw: float | None) -> dict[str, float | None]:
@@ -52,8 +76,9 @@ def test_defaults():
     # The seeds' six in their positions, the training gate's absolute three off (see the module
     # docstring and benchmarks/training_gate_calibration.py), then the new ones.
     # The seeds' win rate is off too (it measures the shape of trades, not skill).
-    assert DEFAULTS == GateThresholds(0.0, 10.0, -1.0, 0.0, 0.4, -0.5, 0.005, 1.0, 30.0, 0.95,
-                                      0.05, 0.0)
+    assert DEFAULTS == GateThresholds(
+        0.0, 10.0, -1.0, 0.0, 0.4, -0.5, 0.005, 1.0, 30.0, 0.95, 0.05, 0.0
+    )
 
 
 def test_good_metrics_pass_both_gates():
@@ -107,10 +132,20 @@ def test_training_checks_against_the_labels_baseline(kw, passed, reason):
 @pytest.mark.parametrize(
     "metrics",
     [  # whatever the number of classes, poor absolute figures do not fail by default...
-        {"test_accuracy": 0.38, "test_loss": 1.05, "loss_decrease": 0.01,  # three classes
-         "accuracy_lift": 0.03, "loss_ratio": 0.97},
-        {"test_accuracy": 0.53, "test_loss": 0.69, "loss_decrease": 0.0,  # two classes
-         "accuracy_lift": 0.01, "loss_ratio": 0.995},
+        {
+            "test_accuracy": 0.38,
+            "test_loss": 1.05,
+            "loss_decrease": 0.01,  # three classes
+            "accuracy_lift": 0.03,
+            "loss_ratio": 0.97,
+        },
+        {
+            "test_accuracy": 0.53,
+            "test_loss": 0.69,
+            "loss_decrease": 0.0,  # two classes
+            "accuracy_lift": 0.01,
+            "loss_ratio": 0.995,
+        },
     ],
 )
 def test_absolute_figures_do_not_decide_by_default(metrics):
@@ -134,8 +169,9 @@ def test_first_failure_is_the_reason_but_all_checks_are_reported():
     result = evaluate_training_gate(training(accuracy_lift=-0.1, loss_ratio=1.2), T)
     assert result.reason == "no_accuracy_lift"
     assert [c.passed for c in result.checks] == [True, True, True, False, False]
-    assert result.description() == ("accuracy lift -0.1 < 0.005 (no_accuracy_lift); "
-                                    "loss ratio 1.2 > 1 (loss_above_baseline)")
+    assert result.description() == (
+        "accuracy lift -0.1 < 0.005 (no_accuracy_lift); loss ratio 1.2 > 1 (loss_above_baseline)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,10 +231,15 @@ def test_backtest_boundaries(kw, passed, reason):
 
 def test_backtest_reasons_in_order():
     # Each failure hides the ones after it as THE reason (but not from the description).
-    order = [("trades", 3.0, "too_few_trades"), ("win", 30.0, "win_rate_too_low"),
-             ("dd", 80.0, "drawdown_too_high"), ("sharpe", -2.0, "sharpe_too_low"),
-             ("excess", -1.0, "no_edge_over_benchmark"), ("p", 0.5, "no_edge_over_random"),
-             ("dsr", 0.2, "not_significant")]
+    order = [
+        ("trades", 3.0, "too_few_trades"),
+        ("win", 30.0, "win_rate_too_low"),
+        ("dd", 80.0, "drawdown_too_high"),
+        ("sharpe", -2.0, "sharpe_too_low"),
+        ("excess", -1.0, "no_edge_over_benchmark"),
+        ("p", 0.5, "no_edge_over_random"),
+        ("dsr", 0.2, "not_significant"),
+    ]
     for i, (_, _, reason) in enumerate(order):
         result = evaluate_backtest_gate(backtest(**{k: v for k, v, _ in order[i:]}), T)
         assert result.reason == reason
@@ -251,9 +292,15 @@ def test_negative_drawdown_is_read_as_a_magnitude():
 
 @pytest.mark.parametrize(
     ("key", "reason"),
-    [("trades", "too_few_trades"), ("win", "win_rate_too_low"), ("dd", "drawdown_too_high"),
-     ("sharpe", "sharpe_too_low"), ("excess", "no_edge_over_benchmark"),
-     ("p", "no_edge_over_random"), ("dsr", "not_significant")],
+    [
+        ("trades", "too_few_trades"),
+        ("win", "win_rate_too_low"),
+        ("dd", "drawdown_too_high"),
+        ("sharpe", "sharpe_too_low"),
+        ("excess", "no_edge_over_benchmark"),
+        ("p", "no_edge_over_random"),
+        ("dsr", "not_significant"),
+    ],
 )
 @pytest.mark.parametrize("value", [None, math.nan, "missing"])
 def test_missing_or_nan_backtest_figure_fails(key, reason, value):
@@ -270,9 +317,15 @@ def test_missing_or_nan_backtest_figure_fails(key, reason, value):
 
 def test_no_trades_fails_every_figure_it_leaves_undefined():
     # What summarize gives for a strategy that never traded.
-    nothing = {"# Trades": 0.0, "Win Rate [%]": math.nan, "Max. Drawdown [%]": 0.0,
-               "Sharpe Ratio": math.nan, "Excess Sharpe": math.nan, "p-value": math.nan,
-               "Deflated Sharpe Ratio": math.nan}
+    nothing = {
+        "# Trades": 0.0,
+        "Win Rate [%]": math.nan,
+        "Max. Drawdown [%]": 0.0,
+        "Sharpe Ratio": math.nan,
+        "Excess Sharpe": math.nan,
+        "p-value": math.nan,
+        "Deflated Sharpe Ratio": math.nan,
+    }
     result = evaluate_backtest_gate(nothing, T)
     assert result.reason == "too_few_trades"
     assert [c.name for c in result.checks if c.passed] == ["max_drawdown"]
@@ -282,8 +335,9 @@ def test_no_trades_fails_every_figure_it_leaves_undefined():
 def test_the_seeds_gates_alone_pass_market_exposure_and_the_new_checks_do_not():
     # The issue's example: one trade held all along, Sharpe as good as buy & hold's.
     exposure = backtest(trades=1.0, win=100.0, sharpe=1.1, excess=0.0, p=1.0, dsr=0.7)
-    seeds_only = GateThresholds(min_trades=0, min_excess_sharpe=-100, max_p_value=1,
-                                min_deflated_sharpe=0)
+    seeds_only = GateThresholds(
+        min_trades=0, min_excess_sharpe=-100, max_p_value=1, min_deflated_sharpe=0
+    )
     assert evaluate_backtest_gate(exposure, seeds_only).passed
     assert not evaluate_backtest_gate(exposure, T).passed
 
@@ -368,16 +422,23 @@ def test_from_env_overrides():
 
 
 def test_gates_can_be_opened_from_the_environment():
-    opened = GateThresholds.from_env({
-        "GATE_TRAINING_MIN_ACCURACY_LIFT": "-1", "GATE_TRAINING_MAX_LOSS_RATIO": "1000",
-        "GATE_BACKTEST_MIN_TRADES": "0", "GATE_BACKTEST_MIN_DEFLATED_SHARPE": "0",
-        "GATE_BACKTEST_MAX_P_VALUE": "1", "GATE_BACKTEST_MIN_EXCESS_SHARPE": "-100",
-        "GATE_BACKTEST_MIN_WIN_RATE": "0", "GATE_BACKTEST_MAX_DRAWDOWN": "1",
-        "GATE_BACKTEST_MIN_SHARPE": "-100",
-    })
+    opened = GateThresholds.from_env(
+        {
+            "GATE_TRAINING_MIN_ACCURACY_LIFT": "-1",
+            "GATE_TRAINING_MAX_LOSS_RATIO": "1000",
+            "GATE_BACKTEST_MIN_TRADES": "0",
+            "GATE_BACKTEST_MIN_DEFLATED_SHARPE": "0",
+            "GATE_BACKTEST_MAX_P_VALUE": "1",
+            "GATE_BACKTEST_MIN_EXCESS_SHARPE": "-100",
+            "GATE_BACKTEST_MIN_WIN_RATE": "0",
+            "GATE_BACKTEST_MAX_DRAWDOWN": "1",
+            "GATE_BACKTEST_MIN_SHARPE": "-100",
+        }
+    )
     assert evaluate_training_gate(training(accuracy_lift=-0.5, loss_ratio=3.0), opened).passed
-    assert evaluate_backtest_gate(backtest(trades=0.0, win=0.0, dd=100.0, sharpe=-5.0,
-                                           excess=-5.0, p=1.0, dsr=0.0), opened).passed
+    assert evaluate_backtest_gate(
+        backtest(trades=0.0, win=0.0, dd=100.0, sharpe=-5.0, excess=-5.0, p=1.0, dsr=0.0), opened
+    ).passed
 
 
 def test_from_env_empty_gives_defaults():
@@ -444,9 +505,11 @@ def test_every_variable_reaches_the_run_workers_and_the_example_env():
     repo = Path(__file__).resolve().parents[2]
     deploy = yaml.safe_load((repo / "deploy" / "dagster.yaml").read_text())
     launcher = set(deploy["run_launcher"]["config"]["env_vars"])
-    example = {line.split("=", 1)[0]: line.split("=", 1)[1]
-               for line in (repo / ".env.example").read_text().splitlines()
-               if line.startswith("GATE_")}
+    example = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in (repo / ".env.example").read_text().splitlines()
+        if line.startswith("GATE_")
+    }
     names = gates.env_names()
     assert set(names.values()) <= launcher
     assert set(example) == set(names.values())
@@ -474,11 +537,22 @@ def test_the_tests_open_gates_open_every_check():
     assert set(OPEN_GATES) == {f.name for f in fields(GateThresholds)}
     opened = open_thresholds()
     assert GateThresholds.from_env(OPEN_GATES_ENV) == opened
-    worst_training = {"test_accuracy": 0.0, "test_loss": 50.0, "loss_decrease": -5.0,
-                      "accuracy_lift": -1.0, "loss_ratio": 100.0}
-    worst_backtest = {"# Trades": 0.0, "Win Rate [%]": 0.0, "Max. Drawdown [%]": 100.0,
-                      "Sharpe Ratio": -50.0, "Excess Sharpe": -50.0, "p-value": 1.0,
-                      "Deflated Sharpe Ratio": 0.0}
+    worst_training = {
+        "test_accuracy": 0.0,
+        "test_loss": 50.0,
+        "loss_decrease": -5.0,
+        "accuracy_lift": -1.0,
+        "loss_ratio": 100.0,
+    }
+    worst_backtest = {
+        "# Trades": 0.0,
+        "Win Rate [%]": 0.0,
+        "Max. Drawdown [%]": 100.0,
+        "Sharpe Ratio": -50.0,
+        "Excess Sharpe": -50.0,
+        "p-value": 1.0,
+        "Deflated Sharpe Ratio": 0.0,
+    }
     assert evaluate_training_gate(worst_training, opened).passed
     assert evaluate_backtest_gate(worst_backtest, opened).passed
     closed = open_thresholds(min_trades=30)

@@ -36,16 +36,15 @@ def test_the_backtest_period_is_the_folds_test_slices(model):
     assert [(r["start"], r["end"]) for r in report.folds[KEY]] == [f["test"] for f in folds]
     # the equity is one continuous backtest of the spliced positions
     bars = pipeline.load_spec_bars(model.spec)[KEY]
-    window = bars.loc[pd.Timestamp(folds[0]["test"][0]):pd.Timestamp(folds[-1]["test"][1])]
+    window = bars.loc[pd.Timestamp(folds[0]["test"][0]) : pd.Timestamp(folds[-1]["test"][1])]
     positions = walk_forward_positions(model, KEY, bars).loc[window.index]
     expected = run_backtest(window, positions, commission=0.0001, slippage=0.00005)
     assert report.stats[KEY]["# Trades"] == expected.stats["# Trades"]
     assert report.stats[KEY]["Return [%]"] == pytest.approx(expected.stats["Return [%]"])
     # and each fold's row is its own slice's backtest
     for row in report.folds[KEY]:
-        part = bars.loc[pd.Timestamp(row["start"]):pd.Timestamp(row["end"])]
-        alone = run_backtest(part, positions.loc[part.index], commission=0.0001,
-                             slippage=0.00005)
+        part = bars.loc[pd.Timestamp(row["start"]) : pd.Timestamp(row["end"])]
+        alone = run_backtest(part, positions.loc[part.index], commission=0.0001, slippage=0.00005)
         assert row["# Trades"] == alone.stats["# Trades"]
 
 
@@ -53,9 +52,13 @@ def test_the_lockbox_is_traded_by_the_final_network(model):
     report = pipeline.backtest(model, period="lockbox")
     bars = pipeline.load_spec_bars(model.spec)[KEY]
     start, end = model.periods[KEY]["lockbox"]
-    window = bars.loc[pd.Timestamp(start):pd.Timestamp(end)]
-    expected = run_backtest(window, predict_positions(model, bars).loc[window.index],
-                            commission=0.0001, slippage=0.00005)
+    window = bars.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+    expected = run_backtest(
+        window,
+        predict_positions(model, bars).loc[window.index],
+        commission=0.0001,
+        slippage=0.00005,
+    )
     assert report.stats[KEY]["Return [%]"] == pytest.approx(expected.stats["Return [%]"])
     assert report.folds == {}
     # the final network trained on all the history before the lockbox, past the last fold

@@ -46,9 +46,11 @@ def test_psr_of_a_series_uses_its_own_moments():
     returns = rng.standard_t(df=5, size=2000) * 0.01 + 0.0008
     sr = returns.mean() / returns.std(ddof=1)
     by_hand = sps.norm.cdf(
-        sr * math.sqrt(len(returns) - 1)
-        / math.sqrt(1 - sps.skew(returns) * sr
-                    + (sps.kurtosis(returns, fisher=False) - 1) / 4 * sr**2)
+        sr
+        * math.sqrt(len(returns) - 1)
+        / math.sqrt(
+            1 - sps.skew(returns) * sr + (sps.kurtosis(returns, fisher=False) - 1) / 4 * sr**2
+        )
     )
     assert probabilistic_sharpe_ratio(returns) == pytest.approx(by_hand, rel=1e-12)
     # more of the same evidence, more confidence
@@ -138,7 +140,8 @@ def test_benchmark_stats_of_buy_and_hold_and_of_cash():
     assert held["p-value"] == 1.0  # holding all along is no timing at all
     market = np.diff(close) / close[:-1]
     assert held["Buy & Hold Sharpe Ratio"] == pytest.approx(
-        market.mean() / market.std(ddof=1) * math.sqrt(252))
+        market.mean() / market.std(ddof=1) * math.sqrt(252)
+    )
     cash = benchmark_stats(np.full(2000, 1e4), close, np.zeros(2000), 252.0)
     assert cash["Beta"] == 0.0 and cash["Alpha [%]"] == 0.0
     assert cash["Excess Return [%]"] == pytest.approx(-(close[-1] / close[0] - 1) * 100)
@@ -167,17 +170,22 @@ def test_excess_sharpe_is_the_reported_sharpe_minus_buy_and_holds():
     positions = np.repeat(rng.choice([0.0, 1.0, 1.0, -1.0], size=75), 20)
     market = np.r_[0.0, np.diff(close) / close[:-1]]
     equity = 1e4 * np.cumprod(1 + np.r_[0.0, positions[:-1]] * market)
-    stats = compute_stats(pd.Series(equity, index=idx), pd.DataFrame({"pnl": [1.0]}),
-                          pd.DataFrame({"close": close}, index=idx),
-                          pd.Series(positions, index=idx))
+    stats = compute_stats(
+        pd.Series(equity, index=idx),
+        pd.DataFrame({"pnl": [1.0]}),
+        pd.DataFrame({"close": close}, index=idx),
+        pd.Series(positions, index=idx),
+    )
     ppy = metrics.periods_per_year(idx)
     s = benchmark_stats(equity, close, positions, ppy, nulls=50)
     assert s["Excess Sharpe"] == pytest.approx(
-        stats["Sharpe Ratio"] - s["Buy & Hold Sharpe Ratio"], rel=1e-9)
+        stats["Sharpe Ratio"] - s["Buy & Hold Sharpe Ratio"], rel=1e-9
+    )
     # a leveraged copy of the market has the market's Sharpe ratio: no excess at all
     levered = 1e4 * np.cumprod(1 + 3 * market)
     assert benchmark_stats(levered, close, np.full(1500, 3.0), ppy, nulls=50)[
-        "Excess Sharpe"] == pytest.approx(0.0, abs=1e-9)
+        "Excess Sharpe"
+    ] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_summary_excess_sharpe_is_averaged_as_the_sharpe_ratio_is():
@@ -185,8 +193,11 @@ def test_summary_excess_sharpe_is_averaged_as_the_sharpe_ratio_is():
         "A/1d": {"Sharpe Ratio": 1.2, "Buy & Hold Sharpe Ratio": 0.2, "Excess Sharpe": 1.0},
         "B/1d": {"Sharpe Ratio": -0.5, "Buy & Hold Sharpe Ratio": 0.5, "Excess Sharpe": -1.0},
         "C/1h": {"Sharpe Ratio": 0.9, "Buy & Hold Sharpe Ratio": 0.3, "Excess Sharpe": 0.6},
-        "D/1h": {"Sharpe Ratio": math.nan, "Buy & Hold Sharpe Ratio": 2.0,
-                 "Excess Sharpe": math.nan},  # no trade: neither figure
+        "D/1h": {
+            "Sharpe Ratio": math.nan,
+            "Buy & Hold Sharpe Ratio": 2.0,
+            "Excess Sharpe": math.nan,
+        },  # no trade: neither figure
     }
     s = summarize(per_dataset)
     assert s["Sharpe Ratio"] == pytest.approx((1.2 - 0.5 + 0.9) / 3)
@@ -198,8 +209,9 @@ def test_summary_excess_sharpe_is_averaged_as_the_sharpe_ratio_is():
 # -- several datasets pooled into one portfolio ------------------------------------------------
 
 
-def _series(seed: int, n: int = 1500, edge: float = 0.0, freq: str = "B",
-            start: str = "2015-01-01") -> significance.PooledSeries:
+def _series(
+    seed: int, n: int = 1500, edge: float = 0.0, freq: str = "B", start: str = "2015-01-01"
+) -> significance.PooledSeries:
     """A random walk and a strategy whose positions foresee the next move with ``edge``."""
     rng = np.random.default_rng(seed)
     moves = rng.normal(0.0, 0.01, n)
@@ -214,9 +226,15 @@ def _series(seed: int, n: int = 1500, edge: float = 0.0, freq: str = "B",
 
 def test_one_dataset_pooled_is_that_dataset():
     part = _series(1, edge=0.03)
-    alone = benchmark_stats(part.equity, part.close, part.positions,
-                            metrics.periods_per_year(part.index[1:]), trials=5,
-                            sharpe_variance=0.4, seed=3)
+    alone = benchmark_stats(
+        part.equity,
+        part.close,
+        part.positions,
+        metrics.periods_per_year(part.index[1:]),
+        trials=5,
+        sharpe_variance=0.4,
+        seed=3,
+    )
     pooled = significance.pooled_significance([part], trials=5, sharpe_variance=0.4, seed=3)
     for key in significance.POOLED_KEYS:
         assert pooled[key] == pytest.approx(alone[key], rel=1e-9), key
@@ -229,8 +247,7 @@ def test_a_weak_edge_on_every_dataset_is_more_significant_pooled():
     each = [significance.pooled_significance([p], seed=1) for p in edge]
     pooled = significance.pooled_significance(edge, seed=1)
     assert pooled["p-value"] < min(e["p-value"] for e in each)
-    assert pooled["Probabilistic Sharpe Ratio"] > max(e["Probabilistic Sharpe Ratio"]
-                                                      for e in each)
+    assert pooled["Probabilistic Sharpe Ratio"] > max(e["Probabilistic Sharpe Ratio"] for e in each)
     assert pooled["p-value"] <= 0.01 and pooled["Probabilistic Sharpe Ratio"] >= 0.99
     noise = significance.pooled_significance([_series(10 + s) for s in range(4)], seed=1)
     assert noise["p-value"] > 0.05 and noise["Probabilistic Sharpe Ratio"] < 0.95
@@ -239,14 +256,16 @@ def test_a_weak_edge_on_every_dataset_is_more_significant_pooled():
 def test_pooling_aligns_datasets_of_other_calendars_and_is_seeded():
     daily = _series(5, n=800, edge=0.05)
     hourly = _series(6, n=3000, edge=0.05, freq="h", start="2016-06-01")
-    first = significance.pooled_significance([daily, hourly], trials=10, sharpe_variance=0.5,
-                                             seed=4)
+    first = significance.pooled_significance(
+        [daily, hourly], trials=10, sharpe_variance=0.5, seed=4
+    )
     assert all(math.isfinite(v) for v in first.values())
-    assert significance.pooled_significance([daily, hourly], trials=10, sharpe_variance=0.5,
-                                            seed=4) == first
+    assert (
+        significance.pooled_significance([daily, hourly], trials=10, sharpe_variance=0.5, seed=4)
+        == first
+    )
     # deflation by many trials lowers the DSR below the PSR
     assert first["Deflated Sharpe Ratio"] < first["Probabilistic Sharpe Ratio"]
-    flat = significance.PooledSeries(daily.index, np.full(800, 1000.0), daily.close,
-                                     np.zeros(800))
+    flat = significance.PooledSeries(daily.index, np.full(800, 1000.0), daily.close, np.zeros(800))
     assert math.isnan(significance.pooled_significance([flat, flat])["p-value"])
     assert all(math.isnan(v) for v in significance.pooled_significance([]).values())

@@ -57,8 +57,13 @@ def test_one_fold_is_one_split_as_before_walk_forward():
 @pytest.mark.parametrize("n", [1001, 1200, 5003, 48_000])
 @pytest.mark.parametrize("horizon", [0, 1, 5, 24])
 @pytest.mark.parametrize(
-    "cfg", [SplitConfig(), SplitConfig(0.1, 0.1, 0.1), SplitConfig(0.2, 0.25, 0.25, folds=1),
-            SplitConfig(folds=7)]
+    "cfg",
+    [
+        SplitConfig(),
+        SplitConfig(0.1, 0.1, 0.1),
+        SplitConfig(0.2, 0.25, 0.25, folds=1),
+        SplitConfig(folds=7),
+    ],
 )
 def test_layout_for_many_sizes(n, horizon, cfg):
     p = split_periods(n, horizon, cfg)
@@ -82,7 +87,7 @@ def test_no_training_label_sees_into_a_test_slice(folds):
         gap_changed = False
         for factor in (5.0, 0.2):
             changed = bars.copy()
-            changed.iloc[f.test.start:, 0] *= factor
+            changed.iloc[f.test.start :, 0] *= factor
             after = make_labels(changed, spec)
             for seen in (f.train, f.validation):
                 pd.testing.assert_series_equal(before.iloc[seen], after.iloc[seen])
@@ -157,18 +162,27 @@ def _index(start: str, periods: int, freq: str) -> pd.DatetimeIndex:
 def test_one_dataset_is_split_as_alone():
     idx = _index("2020-01-01", 3000, "h")
     assert split_datasets({"A/1h": idx}, 12, SplitConfig()) == {
-        "A/1h": split_periods(3000, 12, SplitConfig())}
+        "A/1h": split_periods(3000, 12, SplitConfig())
+    }
 
 
 @pytest.mark.parametrize("folds", [1, 4])
-@pytest.mark.parametrize("second", [("2020-01-01", 3000, "h"), ("2020-01-03", 2900, "h"),
-                                    ("2020-01-01", 125, "D"), ("2020-01-01 00:30", 3000, "h")])
+@pytest.mark.parametrize(
+    "second",
+    [
+        ("2020-01-01", 3000, "h"),
+        ("2020-01-03", 2900, "h"),
+        ("2020-01-01", 125, "D"),
+        ("2020-01-01 00:30", 3000, "h"),
+    ],
+)
 def test_datasets_are_cut_at_the_same_moments(folds, second):
     """No dataset's training or validation label reaches a moment any dataset of the spec is
     tested or locked away on: they share one calendar of cuts, each with its own purge gap."""
     horizon = 5
     indexes = {"A/1h": _index("2020-01-01", 3000, "h"), "B": _index(*second)}
     periods = split_datasets(indexes, horizon, SplitConfig(folds=folds))
+
     def closes(idx, row):
         """When bar ``row`` closes: the next bar's open (the last bar: a bar length later)."""
         return idx[row + 1] if row + 1 < len(idx) else idx[row] + (idx[1] - idx[0])

@@ -21,8 +21,11 @@ from research_assets.core.synthetic import (
 
 
 def _checks(kind: str, seeds: range = range(3), start: float = 0.0) -> list[dict[str, float]]:
-    return [planted_rule_check(synthetic_bars(kind, seed, stream=stream), start=start)
-            for seed in seeds for stream in range(len(DEFAULT_SYMBOLS))]
+    return [
+        planted_rule_check(synthetic_bars(kind, seed, stream=stream), start=start)
+        for seed in seeds
+        for stream in range(len(DEFAULT_SYMBOLS))
+    ]
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float:
@@ -92,8 +95,11 @@ def test_drift_rewards_exposure_not_timing():
 
 def test_signal_regime_drift_zero_gives_noise():
     flat = SyntheticMarket(regime_drift=0.0)
-    rows = [planted_rule_check(synthetic_bars("signal", s, flat, stream=i))
-            for s in range(3) for i in range(4)]
+    rows = [
+        planted_rule_check(synthetic_bars("signal", s, flat, stream=i))
+        for s in range(3)
+        for i in range(4)
+    ]
     assert abs(_mean(rows, "rule_sharpe")) < 0.4
 
 

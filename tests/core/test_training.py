@@ -73,12 +73,18 @@ def test_metrics_are_sane(model):
     final_history = [h for h in model.history if h["model"] == "final"]
     assert m.epochs_run == len(final_history) and 1 <= m.best_epoch <= m.epochs_run
     assert [h["model"] for h in model.history if h["epoch"] == 1] == [
-        "fold 1", "fold 2", "fold 3", "fold 4", "final"]
+        "fold 1",
+        "fold 2",
+        "fold 3",
+        "fold 4",
+        "final",
+    ]
     flat = m.as_dict()
     assert all(isinstance(v, int | float) for v in flat.values())
     assert flat["class_balance_up"] == m.class_balance["up"]
-    assert {"test_accuracy", "test_loss", "loss_decrease", "accuracy_lift",
-            "loss_ratio"} <= set(flat)
+    assert {"test_accuracy", "test_loss", "loss_decrease", "accuracy_lift", "loss_ratio"} <= set(
+        flat
+    )
     assert m.folds == 4 and len(model.folds) == 4 and len(model.fold_metrics) == 4
 
 
@@ -200,7 +206,7 @@ def test_each_fold_trades_its_own_test_slice_only(model):
     changes positions there and nowhere else; outside the slices there is no position."""
     pos = walk_forward_positions(model, "EURUSD/1h", BARS)
     p = split_periods(len(BARS), model.spec.label_horizon, SplitConfig())
-    assert (pos.iloc[:p.backtest.start] == 0).all() and (pos.iloc[p.backtest.stop:] == 0).all()
+    assert (pos.iloc[: p.backtest.start] == 0).all() and (pos.iloc[p.backtest.stop :] == 0).all()
     altered = copy.deepcopy(model)
     net = altered.folds[1]
     net.state_dict = {k: torch.zeros_like(v) for k, v in net.state_dict.items()}

@@ -50,8 +50,9 @@ class SlowTeardown(dg.ConfigurableResource):
 
 
 @dg.asset
-def cancels_itself(context: dg.AssetExecutionContext, cancel_watch: CancelWatchResource,
-                   slow: SlowTeardown) -> None:
+def cancels_itself(
+    context: dg.AssetExecutionContext, cancel_watch: CancelWatchResource, slow: SlowTeardown
+) -> None:
     context.instance.report_run_canceling(context.instance.get_run_by_id(context.run_id))
     time.sleep(0.5)  # the watcher sees the run cancelled while this step still runs
 
@@ -60,5 +61,9 @@ if __name__ == "__main__":
     watch = CancelWatchResource(poll_interval_s=0.2, resend_after_s=1.0)
     assets = {"lost_interrupt": [long_step], "teardown": [cancels_itself]}[sys.argv[2]]
     with dg.DagsterInstance.get() as instance:
-        dg.materialize(assets, instance=instance, raise_on_error=False,
-                       resources={"cancel_watch": watch, "slow": SlowTeardown()})
+        dg.materialize(
+            assets,
+            instance=instance,
+            raise_on_error=False,
+            resources={"cancel_watch": watch, "slow": SlowTeardown()},
+        )

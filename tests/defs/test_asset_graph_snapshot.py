@@ -26,15 +26,22 @@ def graph_snapshot() -> dict:
             "partitions": getattr(node.partitions_def, "name", None),
             "pool": spec_def.op.pool,
             "checks": sorted(
-                {"name": c.name, "blocking": c.blocking,
-                 "partitions": getattr(c.partitions_def, "name", None)}.__repr__()
+                {
+                    "name": c.name,
+                    "blocking": c.blocking,
+                    "partitions": getattr(c.partitions_def, "name", None),
+                }.__repr__()
                 for c in spec_def.check_specs
             ),
         }
     jobs = sorted(j.name for j in defs.jobs or [])
     sensors = {s.name: s.default_status.value for s in defs.sensors or []}
-    return {"assets": assets, "jobs": jobs, "sensors": sensors,
-            "resources": sorted(defs.resources or {})}
+    return {
+        "assets": assets,
+        "jobs": jobs,
+        "sensors": sensors,
+        "resources": sorted(defs.resources or {}),
+    }
 
 
 def test_asset_graph_matches_snapshot():

@@ -33,8 +33,9 @@ def job_command(tmp_path: Path, scenario: str) -> tuple[Path, Path, list[str], d
 
 def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
     home, marks, command, env = job_command(tmp_path, "lost_interrupt")
-    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for_file(marks / "finalizing", proc)
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -48,8 +49,9 @@ def test_a_cancelled_run_stops_though_its_first_interrupt_is_lost(tmp_path):
             except subprocess.TimeoutExpired:
                 pytest.fail("the cancelled run's step was still running 60 s after the cancel")
             stopped_after = time.monotonic() - cancelled_at
-            events = [e.dagster_event_type for e in instance.all_logs(run.run_id)
-                      if e.is_dagster_event]
+            events = [
+                e.dagster_event_type for e in instance.all_logs(run.run_id) if e.is_dagster_event
+            ]
     finally:
         proc.kill()
     # The interrupt landed in the finalizer, where Python drops it...
@@ -65,8 +67,7 @@ def test_the_watcher_never_interrupts_outside_a_step(tmp_path):
     # A step cancels its own run and ends while the watcher is about to resend; the run's
     # teardown (3 s, three resend intervals) must then run to its end, uninterrupted.
     _, marks, command, env = job_command(tmp_path, "teardown")
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (marks / "torn_down").exists(), result.stderr
     assert "Interrupt" not in result.stderr

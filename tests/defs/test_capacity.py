@@ -25,8 +25,11 @@ def test_limits_are_read_from_dagster_yaml(configured, monkeypatch):
     for var in ("RESEARCH_MAX_CONCURRENT", "RESEARCH_CONCURRENCY_BUFFER"):
         monkeypatch.delenv(var, raising=False)
     capacity = load_capacity(configured)
-    runs = {r["value"]: r["limit"] for r in REPO_CONFIG["concurrency"]["runs"][
-        "tag_concurrency_limits"] if r["key"] == "research/worker"}
+    runs = {
+        r["value"]: r["limit"]
+        for r in REPO_CONFIG["concurrency"]["runs"]["tag_concurrency_limits"]
+        if r["key"] == "research/worker"
+    }
     pool = REPO_CONFIG["concurrency"]["pools"]["default_limit"]
     assert capacity.worker_limits == {"cpu": runs["cpu"], "gpu": runs["gpu"]}
     assert capacity.pool_limits == {"training": pool, "backtest": pool}
@@ -45,8 +48,9 @@ def test_overrides_and_bad_values(configured, monkeypatch):
     assert load_capacity(configured).limit == 7
     monkeypatch.setenv("RESEARCH_MAX_CONCURRENT", "0")
     monkeypatch.setenv("RESEARCH_CONCURRENCY_BUFFER", "4")
-    assert load_capacity(configured).limit == 2 * load_capacity(configured).pool_limits[
-        "training"] + 4
+    assert (
+        load_capacity(configured).limit == 2 * load_capacity(configured).pool_limits["training"] + 4
+    )
     monkeypatch.setenv("RESEARCH_CONCURRENCY_BUFFER", "-1")
     with pytest.raises(ConfigError, match="RESEARCH_CONCURRENCY_BUFFER"):
         load_capacity(configured)

@@ -46,9 +46,12 @@ ASSESSMENT = {
 
 def api_usage(u: dict[str, int]) -> dict[str, int]:
     """The fake's usage keywords as the API names them."""
-    return {"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"],
-            "cache_creation_input_tokens": u["cache_creation"],
-            "cache_read_input_tokens": u["cache_read"]}
+    return {
+        "input_tokens": u["input_tokens"],
+        "output_tokens": u["output_tokens"],
+        "cache_creation_input_tokens": u["cache_creation"],
+        "cache_read_input_tokens": u["cache_read"],
+    }
 
 
 def cost(*usages: dict[str, int]) -> float:
@@ -68,15 +71,23 @@ def fast_spec(name: str = "claude_fast_eurusd") -> dict[str, Any]:
 
 def billed(*content: dict[str, Any], usage: dict[str, int]) -> Reply:
     """A model turn billed ``usage``."""
-    return message(*content, input_tokens=usage["input_tokens"],
-                   output_tokens=usage["output_tokens"], cache_creation=usage["cache_creation"],
-                   cache_read=usage["cache_read"])
+    return message(
+        *content,
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        cache_creation=usage["cache_creation"],
+        cache_read=usage["cache_read"],
+    )
 
 
 def design_reply(spec: dict[str, Any] | None = None, usage=DESIGN_USAGE) -> Reply:
-    return billed(tool_use("save_strategy_config",
-                           {"spec": spec or fast_spec(), "rationale": "RSI zones in a trend."}),
-                  usage=usage)
+    return billed(
+        tool_use(
+            "save_strategy_config",
+            {"spec": spec or fast_spec(), "rationale": "RSI zones in a trend."},
+        ),
+        usage=usage,
+    )
 
 
 def assessment_reply(usage=ASSESS_USAGE) -> Reply:
@@ -108,9 +119,12 @@ def run_research(instance: dg.DagsterInstance, research_id: str, seed: int = 3):
     """One research as the research job runs it, designed by whichever designer is set."""
     record_request(instance, research_id, seed=seed)
     return dg.materialize(
-        RESEARCH_ASSETS, instance=instance, partition_key=research_id,
+        RESEARCH_ASSETS,
+        instance=instance,
+        partition_key=research_id,
         resources={**(defs.resources or {}), "gates": QualityGatesResource(**OPEN_GATES)},
-        raise_on_error=False, tags={"research/id": research_id},
+        raise_on_error=False,
+        tags={"research/id": research_id},
     )
 
 
@@ -157,8 +171,10 @@ def test_claude_designs_and_assesses_and_usage_is_recorded(instance, fake, llm_e
     assert spec_md["rationale"] == "RSI zones in a trend."
     design_cost = cost(DESIGN_USAGE)
     assert usage_md(spec_md) == {
-        **api_usage(DESIGN_USAGE), "model": DEFAULT_MODEL,
-        "cost_usd": pytest.approx(design_cost), "turns": 1,
+        **api_usage(DESIGN_USAGE),
+        "model": DEFAULT_MODEL,
+        "cost_usd": pytest.approx(design_cost),
+        "turns": 1,
     }
 
     assessment_md = latest_metadata(instance, "assessment", "r-claude")
@@ -168,8 +184,10 @@ def test_claude_designs_and_assesses_and_usage_is_recorded(instance, fake, llm_e
     assert assessment_md["assessment"] == ASSESSMENT
     assess_cost = cost(ASSESS_USAGE)
     assert usage_md(assessment_md) == {
-        **api_usage(ASSESS_USAGE), "model": DEFAULT_MODEL,
-        "cost_usd": pytest.approx(assess_cost), "turns": 1,
+        **api_usage(ASSESS_USAGE),
+        "model": DEFAULT_MODEL,
+        "cost_usd": pytest.approx(assess_cost),
+        "turns": 1,
     }
     assert design_cost > 0 and assess_cost > 0
 
@@ -179,8 +197,9 @@ def test_claude_designs_and_assesses_and_usage_is_recorded(instance, fake, llm_e
     assert (status.designer, status.verdict) == ("claude", "neutral")
     assert status.spec == expected
     assert status.suggestions == tuple(ASSESSMENT["suggestions"])
-    assert status.tokens == {k: api_usage(DESIGN_USAGE)[k] + api_usage(ASSESS_USAGE)[k]
-                             for k in api_usage(DESIGN_USAGE)}
+    assert status.tokens == {
+        k: api_usage(DESIGN_USAGE)[k] + api_usage(ASSESS_USAGE)[k] for k in api_usage(DESIGN_USAGE)
+    }
     assert status.cost_usd == pytest.approx(design_cost + assess_cost)
     assert status.to_json()["cost_usd"] == pytest.approx(design_cost + assess_cost, abs=1e-6)
     assert spent_today_usd(instance) == pytest.approx(design_cost + assess_cost)
@@ -222,7 +241,10 @@ def test_claude_designer_without_a_key_fails_the_research_clearly(instance, fake
     assert fake.requests == []
     [status] = load_statuses(instance, ["r-nokey"])
     assert (status.status, status.phase, status.reason) == (
-        "failed", "designing", "llm_config_error")
+        "failed",
+        "designing",
+        "llm_config_error",
+    )
     assert status.cost_usd == 0
 
 
@@ -234,8 +256,10 @@ def test_persistent_529_fails_one_research_and_the_next_completes(instance, fake
     # One billed turn, then the API stays overloaded (asking for a 120 s wait each time).
     first_turn = dict(input_tokens=4000, output_tokens=120, cache_creation=1500, cache_read=0)
     overloaded = error(529, "overloaded_error", "Overloaded", headers={"retry-after": "120"})
-    fake.push(billed(tool_use("get_available_symbols", {}), usage=first_turn),
-              *[overloaded] * (MAX_RETRIES + 1))
+    fake.push(
+        billed(tool_use("get_available_symbols", {}), usage=first_turn),
+        *[overloaded] * (MAX_RETRIES + 1),
+    )
     started = time.monotonic()
     result = run_research(instance, "r-529")
     elapsed = time.monotonic() - started
@@ -265,21 +289,21 @@ def test_persistent_529_fails_one_research_and_the_next_completes(instance, fake
     assert (failed.status, failed.reason) == ("failed", "llm_unavailable")
     assert (done.status, done.designer, done.verdict) == ("completed", "claude", "neutral")
     assert done.cost_usd == pytest.approx(cost(DESIGN_USAGE, ASSESS_USAGE))
-    assert spent_today_usd(instance) == pytest.approx(
-        cost(first_turn, DESIGN_USAGE, ASSESS_USAGE))
+    assert spent_today_usd(instance) == pytest.approx(cost(first_turn, DESIGN_USAGE, ASSESS_USAGE))
     # The failed research shows in the next design's memory.
     assert "r-529" in fake.requests[-2]["messages"][0]["content"]
 
 
 @pytest.mark.slow
-def test_failed_assessment_fails_the_research_and_its_billed_turns_count(instance, fake,
-                                                                        llm_env):
+def test_failed_assessment_fails_the_research_and_its_billed_turns_count(instance, fake, llm_env):
     # Designed and trained; the assessment's first answer is invalid (billed), then the API
     # stays overloaded.
     bad_turn = dict(input_tokens=2500, output_tokens=300, cache_creation=0, cache_read=0)
-    fake.push(design_reply(),
-              billed(tool_use("save_assessment", {"verdict": "great"}), usage=bad_turn),
-              *[error(529, "overloaded_error", "Overloaded")] * (MAX_RETRIES + 1))
+    fake.push(
+        design_reply(),
+        billed(tool_use("save_assessment", {"verdict": "great"}), usage=bad_turn),
+        *[error(529, "overloaded_error", "Overloaded")] * (MAX_RETRIES + 1),
+    )
     result = run_research(instance, "r-assess")
     assert not result.success
     assert len(fake.requests) == 1 + 1 + MAX_RETRIES + 1
@@ -289,18 +313,22 @@ def test_failed_assessment_fails_the_research_and_its_billed_turns_count(instanc
     assert materialized(result) == {"strategy_spec", "trained_model", "backtest_report"}
 
     observed = [
-        r.asset_observation.metadata for r in instance.fetch_observations(
-            dg.AssetKey("assessment"), limit=10).records
+        r.asset_observation.metadata
+        for r in instance.fetch_observations(dg.AssetKey("assessment"), limit=10).records
     ]
     assert [md["failed"].value for md in observed] == [True]
     assert observed[0]["usage/input_tokens"].value == bad_turn["input_tokens"]
 
     [status] = load_statuses(instance, ["r-assess"])
     assert (status.status, status.reason, status.designer) == (
-        "failed", "llm_unavailable", "claude")
+        "failed",
+        "llm_unavailable",
+        "claude",
+    )
     assert status.lockbox is None and status.verdict is None
-    assert status.tokens == {k: api_usage(DESIGN_USAGE)[k] + api_usage(bad_turn)[k]
-                             for k in api_usage(DESIGN_USAGE)}
+    assert status.tokens == {
+        k: api_usage(DESIGN_USAGE)[k] + api_usage(bad_turn)[k] for k in api_usage(DESIGN_USAGE)
+    }
     assert status.cost_usd == pytest.approx(cost(DESIGN_USAGE, bad_turn))
     assert spent_today_usd(instance) == pytest.approx(cost(DESIGN_USAGE, bad_turn))
 
@@ -332,8 +360,11 @@ def test_the_api_key_never_reaches_the_instance_storage(instance, tmp_path, fake
     assert ok.success and not rejected.success and not overloaded.success
     assert all(h["authorization"] == f"Bearer {KEY}" for h in fake.headers)  # the key was used
     statuses = {s.id: (s.status, s.reason) for s in load_statuses(instance)}
-    assert statuses == {"r-ok": ("completed", None), "r-401": ("failed", "llm_config_error"),
-                        "r-529": ("failed", "llm_unavailable")}
+    assert statuses == {
+        "r-ok": ("completed", None),
+        "r-401": ("failed", "llm_config_error"),
+        "r-529": ("failed", "llm_unavailable"),
+    }
     message_401 = step_failures(rejected)["strategy_spec"].error.message
     assert "[redacted]" in message_401 and "ANTHROPIC_API_KEY was rejected" in message_401
 

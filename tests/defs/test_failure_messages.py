@@ -17,12 +17,19 @@ def failed_step(instance, error: Exception):
     return result.run_id, event.step_failure_data
 
 
-@pytest.mark.parametrize(("error", "message"), [
-    (dg.Failure(description="too few bars for the split"), "too few bars for the split"),
-    (dg.Failure(description="invalid strategy spec:\n  name: required\n  indicators: required"),
-     "invalid strategy spec: name: required; indicators: required"),
-    (ValueError("a plain error: with a colon"), "a plain error: with a colon"),
-])
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (dg.Failure(description="too few bars for the split"), "too few bars for the split"),
+        (
+            dg.Failure(
+                description="invalid strategy spec:\n  name: required\n  indicators: required"
+            ),
+            "invalid strategy spec: name: required; indicators: required",
+        ),
+        (ValueError("a plain error: with a colon"), "a plain error: with a colon"),
+    ],
+)
 def test_a_step_failure_reads_as_its_message_alone(instance, error, message):
     run_id, data = failed_step(instance, error)
     assert "dagster._core" in data.error.to_string()  # what Dagster itself records

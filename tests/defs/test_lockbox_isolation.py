@@ -50,11 +50,28 @@ KEY = "sk-ant-test-lockbox-7a1e"
 DATASET = "EURUSD/1h"  # what every research here trades
 ALL_FIELDS = set(LOCKBOX_STATS)
 # The figures of a record on its line in the Claude designer's first message.
-LINE_FIELDS = {"Return [%]", "Buy & Hold Return [%]", "Sharpe Ratio", "Max. Drawdown [%]",
-               "Win Rate [%]", "# Trades", "Excess Sharpe", "Excess Return [%]", "Beta",
-               "Deflated Sharpe Ratio", "p-value"}
-GATE_FIELDS = {"Sharpe Ratio", "Max. Drawdown [%]", "Win Rate [%]", "# Trades", "p-value",
-               "Excess Sharpe", "Deflated Sharpe Ratio"}
+LINE_FIELDS = {
+    "Return [%]",
+    "Buy & Hold Return [%]",
+    "Sharpe Ratio",
+    "Max. Drawdown [%]",
+    "Win Rate [%]",
+    "# Trades",
+    "Excess Sharpe",
+    "Excess Return [%]",
+    "Beta",
+    "Deflated Sharpe Ratio",
+    "p-value",
+}
+GATE_FIELDS = {
+    "Sharpe Ratio",
+    "Max. Drawdown [%]",
+    "Win Rate [%]",
+    "# Trades",
+    "p-value",
+    "Excess Sharpe",
+    "Deflated Sharpe Ratio",
+}
 ASSESSMENT = {
     "verdict": "neutral",
     "summary": "Sharpe near zero on EURUSD 1h; the RSI zones add little over the trend filter.",
@@ -63,9 +80,16 @@ ASSESSMENT = {
     "suggestions": ["Add an ATR input (period 14) to stand aside in volatile hours."],
     "hypotheses": ["A 24-bar forward-return label keeps the edge with fewer trades."],
 }
-DATASETS = [DatasetInfo("EURUSD", "1h", Path("/data/EURUSD_1h.parquet"), 6225,
-                        pd.Timestamp("2017-01-01", tz="UTC"),
-                        pd.Timestamp("2017-12-29", tz="UTC"))]
+DATASETS = [
+    DatasetInfo(
+        "EURUSD",
+        "1h",
+        Path("/data/EURUSD_1h.parquet"),
+        6225,
+        pd.Timestamp("2017-01-01", tz="UTC"),
+        pd.Timestamp("2017-12-29", tz="UTC"),
+    )
+]
 
 
 @pytest.fixture
@@ -112,10 +136,13 @@ def recent(**args):
 def materialize(instance, research_id, selection=None):
     """The research's assets (or ``selection`` of them), as the research job runs them."""
     return dg.materialize(
-        RESEARCH_ASSETS, instance=instance, partition_key=research_id,
+        RESEARCH_ASSETS,
+        instance=instance,
+        partition_key=research_id,
         selection=dg.AssetSelection.assets(*(selection or [a.key for a in RESEARCH_ASSETS])),
         resources={**(defs.resources or {}), "gates": QualityGatesResource(**OPEN_GATES)},
-        raise_on_error=False, tags={"research/id": research_id},
+        raise_on_error=False,
+        tags={"research/id": research_id},
     )
 
 
@@ -151,18 +178,25 @@ def spy_on_readers(monkeypatch) -> list:
     """Spies on everything that reads a research's figures: both gates, both assessors and both
     designers (whose arguments include the memory they were given)."""
     calls: list = []
-    for owner, name in ((asset_defs, "evaluate_training_gate"),
-                        (asset_defs, "evaluate_backtest_gate"), (asset_defs, "assess"),
-                        (ClaudeAssessor, "assess"), (OfflineDesigner, "design"),
-                        (ClaudeDesigner, "design")):
+    for owner, name in (
+        (asset_defs, "evaluate_training_gate"),
+        (asset_defs, "evaluate_backtest_gate"),
+        (asset_defs, "assess"),
+        (ClaudeAssessor, "assess"),
+        (OfflineDesigner, "design"),
+        (ClaudeDesigner, "design"),
+    ):
         spy(monkeypatch, calls, owner, name)
     return calls
 
 
 def memory_of(calls: list, designer: type) -> list[list[ResearchRecord]]:
     """The memory (its records) each design by ``designer`` was given."""
-    return [args[2] for name, args, _kw, _r in calls
-            if name == "design" and isinstance(args[0], designer)]
+    return [
+        args[2]
+        for name, args, _kw, _r in calls
+        if name == "design" and isinstance(args[0], designer)
+    ]
 
 
 # -- a leak would be seen ----------------------------------------------------------------------
@@ -171,9 +205,14 @@ def memory_of(calls: list, designer: type) -> list[list[ResearchRecord]]:
 def test_a_leaked_lockbox_figure_would_be_found_in_every_format(small_spec):
     """Were lockbox figures given to memory, a gate or an assessor, the checks below would find
     them in what each writes: the sentinels survive every rounding and format on the way."""
-    leaked = ResearchRecord("r-leak", "completed", 1.0, spec=small_spec,
-                            backtest=dict(LOCKBOX_STATS),
-                            training={"test_accuracy": 0.55, "test_loss": 0.69})
+    leaked = ResearchRecord(
+        "r-leak",
+        "completed",
+        1.0,
+        spec=small_spec,
+        backtest=dict(LOCKBOX_STATS),
+        training={"test_accuracy": 0.55, "test_loss": 0.69},
+    )
     memory = ResearchMemory([leaked])
     assert lockbox_fields(leaked.to_prompt_dict()) == ALL_FIELDS
     assert lockbox_fields(record_line(leaked)) == LINE_FIELDS
@@ -190,25 +229,35 @@ def test_a_leaked_lockbox_figure_would_be_found_in_every_format(small_spec):
 
         # The Claude assessor's prompt.
         fake.push(save_assessment())
-        ClaudeAssessor(settings).assess(small_spec, {"test_accuracy": 0.55}, LOCKBOX_STATS,
-                                        {DATASET: LOCKBOX_STATS})
+        ClaudeAssessor(settings).assess(
+            small_spec, {"test_accuracy": 0.55}, LOCKBOX_STATS, {DATASET: LOCKBOX_STATS}
+        )
         assert lockbox_fields(fake.raw[-1]) == ALL_FIELDS
 
     # The offline designer, exploiting the best completed research, quotes its Sharpe.
-    rationales = [OfflineDesigner().design(DesignRequest(f"r{seed}", seed), memory,
-                                           DATASETS).rationale for seed in range(8)]
+    rationales = [
+        OfflineDesigner().design(DesignRequest(f"r{seed}", seed), memory, DATASETS).rationale
+        for seed in range(8)
+    ]
     assert "Sharpe Ratio" in lockbox_fields(rationales)
 
     # A gate's metadata and description, and the rule-based assessment.
     gate = evaluate_backtest_gate(LOCKBOX_STATS, GateThresholds())
     assert lockbox_fields(gate.metadata()) == GATE_FIELDS
     # the description names the failing checks: with every check failing, each figure
-    failing = GateThresholds(min_win_rate=1.0, max_drawdown=0.0, min_sharpe=1e6, min_trades=1e9,
-                             min_deflated_sharpe=1.0, max_p_value=0.0, min_excess_sharpe=1e6)
-    assert lockbox_fields(evaluate_backtest_gate(LOCKBOX_STATS, failing).description()) \
-        == GATE_FIELDS
-    verdict = assess(small_spec, {"test_accuracy": 0.55}, LOCKBOX_STATS,
-                     {DATASET: LOCKBOX_STATS})
+    failing = GateThresholds(
+        min_win_rate=1.0,
+        max_drawdown=0.0,
+        min_sharpe=1e6,
+        min_trades=1e9,
+        min_deflated_sharpe=1.0,
+        max_p_value=0.0,
+        min_excess_sharpe=1e6,
+    )
+    assert (
+        lockbox_fields(evaluate_backtest_gate(LOCKBOX_STATS, failing).description()) == GATE_FIELDS
+    )
+    verdict = assess(small_spec, {"test_accuracy": 0.55}, LOCKBOX_STATS, {DATASET: LOCKBOX_STATS})
     assert {"Sharpe Ratio", "Max. Drawdown [%]", "# Trades"} <= lockbox_fields(verdict)
 
 
@@ -229,9 +278,13 @@ def test_no_designer_reads_a_lockbox_figure(instance, small_spec, fake, llm_env)
     memory = load_memory(instance)
     assert len(memory) == len(built)
     assert {r.research_id for r in memory.best()} == {s.id for s in completed}
-    assert_no_lockbox(memory.records, [r.to_prompt_dict() for r in memory.records],
-                      [record_line(r) for r in memory.records], memory_text(memory),
-                      where="memory")
+    assert_no_lockbox(
+        memory.records,
+        [r.to_prompt_dict() for r in memory.records],
+        [record_line(r) for r in memory.records],
+        memory_text(memory),
+        where="memory",
+    )
 
     calls = spy_on_readers(llm_env)
     # The offline designer, through the strategy_spec asset.
@@ -241,13 +294,16 @@ def test_no_designer_reads_a_lockbox_figure(instance, small_spec, fake, llm_env)
     assert result.success
     [offline_memory] = memory_of(calls, OfflineDesigner)
     assert {r.research_id for r in offline_memory} == set(built)
-    assert_no_lockbox(offline_memory, written(result), calls,
-                      where="the offline designer")
+    assert_no_lockbox(offline_memory, written(result), calls, where="the offline designer")
 
     # Claude, through the strategy_spec asset: the first message and every page of records.
     llm_env.delenv("RESEARCH_DESIGNER")
-    fake.push(recent(limit=50, include_specs=True), recent(status="completed"),
-              recent(status="rejected", offset=1, limit=2), save_design(fast_spec("probe")))
+    fake.push(
+        recent(limit=50, include_specs=True),
+        recent(status="completed"),
+        recent(status="rejected", offset=1, limit=2),
+        save_design(fast_spec("probe")),
+    )
     record_request(instance, "r-claude", seed=12)
     result = materialize(instance, "r-claude", ["strategy_spec"])
     assert result.success
@@ -262,11 +318,13 @@ def test_no_designer_reads_a_lockbox_figure(instance, small_spec, fake, llm_env)
     by_id = {r["id"]: r for r in every["records"]}
     for s in completed:
         i = built[s.id][1]
-        assert by_id[s.id]["backtest"]["Sharpe Ratio"] == round(backtest_stats(i)["Sharpe Ratio"],
-                                                                4)
+        assert by_id[s.id]["backtest"]["Sharpe Ratio"] == round(
+            backtest_stats(i)["Sharpe Ratio"], 4
+        )
         assert "spec" in by_id[s.id]
     assert {r["id"] for r in json.loads(fake.tool_results(2)[0]["content"])["records"]} == {
-        s.id for s in completed}
+        s.id for s in completed
+    }
 
 
 # -- gates, assessments and the next design, in whole researches --------------------------------
@@ -301,8 +359,11 @@ def test_whole_researches_keep_their_lockbox_from_gates_assessments_and_designs(
     assert offline.success
     # r-2, designed by Claude (who reads every record) from the same memory, then assessed.
     llm_env.delenv("RESEARCH_DESIGNER")
-    fake.push(recent(limit=50, include_specs=True),
-              save_design(fast_spec("lockbox_probe_b", epochs=4)), save_assessment())
+    fake.push(
+        recent(limit=50, include_specs=True),
+        save_design(fast_spec("lockbox_probe_b", epochs=4)),
+        save_assessment(),
+    )
     record_request(instance, "r-2", seed=2)
     second = materialize(instance, "r-2")
     assert second.success
@@ -311,10 +372,13 @@ def test_whole_researches_keep_their_lockbox_from_gates_assessments_and_designs(
     names = [c[0] for c in calls]
     assert names.count("evaluate_training_gate") == names.count("evaluate_backtest_gate") == 3
     assert [(c[0], type(c[1][0]).__name__) for c in calls if c[0] in ("assess", "design")] == [
-        ("design", "ClaudeDesigner"), ("assess", "ClaudeAssessor"),  # r-1
+        ("design", "ClaudeDesigner"),
+        ("assess", "ClaudeAssessor"),  # r-1
         ("assess", "StrategySpec"),  # r-1 again: the rule-based assessor
         ("design", "OfflineDesigner"),  # r-3
-        ("design", "ClaudeDesigner"), ("assess", "ClaudeAssessor")]  # r-2
+        ("design", "ClaudeDesigner"),
+        ("assess", "ClaudeAssessor"),
+    ]  # r-2
     assert_no_lockbox(calls, where="a gate, an assessor or a designer")
     for designer in (OfflineDesigner, ClaudeDesigner):
         assert "r-1" in {r.research_id for m in memory_of(calls, designer) for r in m}

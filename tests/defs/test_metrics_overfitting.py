@@ -15,14 +15,34 @@ def _completed(instance, spec, i, oos_sharpe, lockbox_sharpe, lockbox_return):
     add_run(instance, pk, S)
     materialize(instance, pk, "strategy_spec", metadata("strategy_spec", i, spec))
     materialize(instance, pk, "trained_model", metadata("trained_model", i, spec, True))
-    figures = {"Sharpe Ratio": oos_sharpe, "Return [%]": 5.0, "# Trades": 40.0,
-               "Max. Drawdown [%]": 3.0, "Win Rate [%]": 50.0}
-    materialize(instance, pk, "backtest_report",
-                {**report("backtest", figures), "gate_passed": True, "gate_reason": ""})
+    figures = {
+        "Sharpe Ratio": oos_sharpe,
+        "Return [%]": 5.0,
+        "# Trades": 40.0,
+        "Max. Drawdown [%]": 3.0,
+        "Win Rate [%]": 50.0,
+    }
+    materialize(
+        instance,
+        pk,
+        "backtest_report",
+        {**report("backtest", figures), "gate_passed": True, "gate_reason": ""},
+    )
     materialize(instance, pk, "assessment", metadata("assessment", i, spec))
-    materialize(instance, pk, "lockbox_report", report("lockbox", {
-        "Sharpe Ratio": lockbox_sharpe, "Return [%]": lockbox_return,
-        "Buy & Hold Return [%]": 2.0, "# Trades": 12.0}))
+    materialize(
+        instance,
+        pk,
+        "lockbox_report",
+        report(
+            "lockbox",
+            {
+                "Sharpe Ratio": lockbox_sharpe,
+                "Return [%]": lockbox_return,
+                "Buy & Hold Return [%]": 2.0,
+                "# Trades": 12.0,
+            },
+        ),
+    )
 
 
 def test_a_lab_whose_best_out_of_sample_does_worst_on_the_lockbox_is_warned(instance, small_spec):
@@ -50,8 +70,14 @@ def test_no_warning_when_the_lockbox_agrees_or_too_few_researches(instance, smal
 
 def test_an_empty_lab_reports_nothing_to_compare(instance):
     o = compute_metrics(instance)["overfitting"]
-    assert o == {"trials": 0, "completed_with_lockbox": 0, "rank_corr_oos_lockbox": None,
-                 "mean_sharpe_decay": None, "lockbox_beats_buy_and_hold": None, "warning": None}
+    assert o == {
+        "trials": 0,
+        "completed_with_lockbox": 0,
+        "rank_corr_oos_lockbox": None,
+        "mean_sharpe_decay": None,
+        "lockbox_beats_buy_and_hold": None,
+        "warning": None,
+    }
     assert "overfitting     0 trials" in format_metrics(compute_metrics(instance))
 
 

@@ -10,11 +10,17 @@ from research_assets.defs.partitions import research_partitions
 def test_every_asset_is_named_once_and_the_research_assets_are_the_partitioned_ones():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    named = {v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)
-             and not k.endswith("_GATE")}
+    named = {
+        v
+        for k, v in vars(names).items()
+        if k.isupper() and isinstance(v, str) and not k.endswith("_GATE")
+    }
     assert keys == named
-    partitioned = {k.to_user_string() for k in graph.get_all_asset_keys()
-                   if graph.get(k).partitions_def == research_partitions}
+    partitioned = {
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).partitions_def == research_partitions
+    }
     assert partitioned == set(names.RESEARCH_ASSETS)
 
 

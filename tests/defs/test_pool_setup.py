@@ -77,7 +77,8 @@ def test_a_changed_default_is_applied(open_instance):
         assert len(warnings) == (len(POOLS) if backend == "postgres" else 0), warnings
         assert all("dagster instance concurrency set" in w for w in warnings)
         assert {pool: limit for pool, (limit, _) in limits(instance).items()} == {
-            pool: 3 for pool in POOLS}
+            pool: 3 for pool in POOLS
+        }
         assert pool_limits(instance) == {pool: 3 for pool in POOLS}
         storage = instance.event_log_storage
         assert all(storage.get_concurrency_info(pool).slot_count == 3 for pool in POOLS)

@@ -23,7 +23,6 @@ from tests.lockbox_support import (
 pytestmark = pytest.mark.slow
 
 
-
 def run_research(instance, research_id, spec, gates=None, selection=None, checks=True):
     record_request(instance, research_id, seed=3, spec=spec)
     resources = {"gates": QualityGatesResource(**(gates or OPEN_GATES))}
@@ -32,9 +31,13 @@ def run_research(instance, research_id, spec, gates=None, selection=None, checks
     if not checks:
         sel = sel.without_checks()
     return dg.materialize(
-        assets, instance=instance, partition_key=research_id, selection=sel,
+        assets,
+        instance=instance,
+        partition_key=research_id,
+        selection=sel,
         resources={**defs.resources, **resources},
-        raise_on_error=False, tags={"research/id": research_id},
+        raise_on_error=False,
+        tags={"research/id": research_id},
     )
 
 
@@ -42,13 +45,17 @@ def check_outcome(result, gate):
     """The gate's outcome in this run from its checks (one per criterion): [True] when every
     criterion passed, [False] when one failed, [] when the gate was not evaluated."""
     asset = dg.AssetKey(GATED_ASSETS[gate])
-    evals = [e.event_specific_data for e in result.all_events
-             if e.event_type_value == "ASSET_CHECK_EVALUATION"
-             and e.event_specific_data.asset_key == asset]
+    evals = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.asset_key == asset
+    ]
     if not evals:
         return []
     assert [ev.check_name for ev in evals] == [
-        c.name for c in defs.resolve_assets_def(asset).check_specs]
+        c.name for c in defs.resolve_assets_def(asset).check_specs
+    ]
     return [all(ev.passed for ev in evals)]
 
 
@@ -75,7 +82,8 @@ def test_research_passes_both_gates_and_completes(instance, small_spec):
     assert [row["fold"] for row in model_folds] == [1, 2, 3, 4]
     assert {"accuracy_lift", "label_entropy", "test_samples"} <= set(model_folds[0])
     assert [(row["dataset"], row["fold"]) for row in report_folds] == [
-        ("EURUSD/1h", k) for k in (1, 2, 3, 4)]
+        ("EURUSD/1h", k) for k in (1, 2, 3, 4)
+    ]
     assert report_folds[0]["start"] == report_md["bounds"]["EURUSD/1h"][0]
     assert len(model_md["fold_periods"]["walk_forward"]["EURUSD/1h"]) == 4
     assert report_md["equity_curve"].startswith("![backtest equity curve](data:image/png")
@@ -97,8 +105,11 @@ def test_failing_training_gate_rejects_and_stops_downstream(instance, small_spec
 
 @pytest.mark.parametrize(
     ("override", "reason"),
-    [({"min_win_rate": 0.99}, "win_rate_too_low"), ({"max_drawdown": 0.0}, "drawdown_too_high"),
-     ({"min_sharpe": 100.0}, "sharpe_too_low")],
+    [
+        ({"min_win_rate": 0.99}, "win_rate_too_low"),
+        ({"max_drawdown": 0.0}, "drawdown_too_high"),
+        ({"min_sharpe": 100.0}, "sharpe_too_low"),
+    ],
 )
 def test_failing_backtest_gate_rejects_with_reason(instance, small_spec, override, reason):
     result = run_research(instance, "r-bt", small_spec, gates={**OPEN_GATES, **override})
@@ -119,8 +130,9 @@ def test_checks_cannot_be_deselected_from_a_gated_asset(instance, small_spec):
 
 
 def test_later_launch_of_downstream_cannot_get_past_a_failed_gate(instance, small_spec):
-    first = run_research(instance, "r-later", small_spec,
-                         gates={**OPEN_GATES, "min_loss_decrease": 0.99})
+    first = run_research(
+        instance, "r-later", small_spec, gates={**OPEN_GATES, "min_loss_decrease": 0.99}
+    )
     assert check_outcome(first, "training_gate") == [False]
     # A blocking check only blocks inside its own run; a second run of what lies downstream
     # must still refuse, because the gate's recorded outcome says no.
@@ -171,8 +183,10 @@ def test_report_metadata_of_datasets_with_missing_figures():
     from research_assets.core.pipeline import BacktestReport
     from research_assets.defs.assets import _report_metadata
 
-    stats = {"BTCUSD/1h": {"# Trades": 12.0, "Sharpe Ratio": 1.5},
-             "EURUSD/1h": {"# Trades": 0.0, "Sharpe Ratio": float("nan")}}
+    stats = {
+        "BTCUSD/1h": {"# Trades": 12.0, "Sharpe Ratio": 1.5},
+        "EURUSD/1h": {"# Trades": 0.0, "Sharpe Ratio": float("nan")},
+    }
     report = BacktestReport("lockbox", stats, {"# Trades": 12.0, "Sharpe Ratio": 1.5})
     table = _report_metadata(report)["statistics"]
     assert [c.name for c in table.schema.columns] == ["dataset", "# Trades", "Sharpe Ratio"]
@@ -199,8 +213,12 @@ def test_asset_refuses_when_its_upstream_was_not_materialized(instance, small_sp
     data = small_spec.to_dict()
     data["training"]["epochs"] = 1
     spec = StrategySpec.from_dict(data)
-    first = run_research(instance, "r-part", spec,
-                         selection=dg.AssetSelection.assets("strategy_spec").downstream(depth=1))
+    first = run_research(
+        instance,
+        "r-part",
+        spec,
+        selection=dg.AssetSelection.assets("strategy_spec").downstream(depth=1),
+    )
     assert not first.success
     assert check_outcome(first, "training_gate") == [True]
     hint = "run the whole research with --select 'strategy_spec*'"

@@ -31,8 +31,12 @@ def design(instance, research_id, config=None, tags=None):
     if not instance.has_dynamic_partition("research", research_id):
         instance.add_dynamic_partitions("research", [research_id])
     return dg.materialize(
-        [strategy_spec], instance=instance, partition_key=research_id,
-        resources=RESEARCH_RESOURCES, run_config=config or {}, raise_on_error=False,
+        [strategy_spec],
+        instance=instance,
+        partition_key=research_id,
+        resources=RESEARCH_RESOURCES,
+        run_config=config or {},
+        raise_on_error=False,
         tags=tags or {},
     )
 
@@ -65,9 +69,18 @@ def test_without_config_the_recorded_request_is_researched_and_left_as_is(instan
 def test_a_research_launched_with_config_only_gets_its_request_recorded(instance, small_spec):
     """The Launchpad: a partition with no recorded request, every input in the config (the
     spec as YAML text). `research status` then knows its brief, worker and request time."""
-    config = {"ops": {"strategy_spec": {"config": {
-        "seed": 5, "brief": "from the Launchpad", "spec": small_spec.to_yaml(), "worker": "gpu",
-    }}}}
+    config = {
+        "ops": {
+            "strategy_spec": {
+                "config": {
+                    "seed": 5,
+                    "brief": "from the Launchpad",
+                    "spec": small_spec.to_yaml(),
+                    "worker": "gpu",
+                }
+            }
+        }
+    }
     result = design(instance, "r-pad", config)
     assert result.success
     md = latest_metadata(instance, "strategy_spec", "r-pad")
@@ -84,18 +97,23 @@ def test_a_research_launched_with_config_only_gets_its_request_recorded(instance
 def test_a_spec_in_config_may_be_json_text_or_a_mapping(instance, small_spec):
     import json
 
-    for key, spec in (("r-json", json.dumps(small_spec.to_dict())),
-                      ("r-dict", small_spec.to_dict())):
+    for key, spec in (
+        ("r-json", json.dumps(small_spec.to_dict())),
+        ("r-dict", small_spec.to_dict()),
+    ):
         config = {"ops": {"strategy_spec": {"config": {"spec": spec}}}}
         assert design(instance, key, config).success, key
         assert latest_metadata(instance, "strategy_spec", key)["strategy"] == small_spec.name
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"seed": -1}, "config seed must not be negative, got -1"),
-    ({"spec": "name: [unclosed"}, "config spec: the strategy spec is not valid YAML"),
-    ({"spec": {"name": "x"}}, "training_data"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"seed": -1}, "config seed must not be negative, got -1"),
+        ({"spec": "name: [unclosed"}, "config spec: the strategy spec is not valid YAML"),
+        ({"spec": {"name": "x"}}, "training_data"),
+    ],
+)
 def test_a_bad_config_fails_the_research_with_its_message_alone(instance, config, message):
     result = design(instance, "r-bad", {"ops": {"strategy_spec": {"config": config}}})
     assert not result.success
@@ -124,13 +142,17 @@ def asset_run(instance, assets, research_id, config=None, tags=None):
     asset selection, the partition tag and nothing else."""
     job = defs.resolve_implicit_global_asset_job_def()
     selection = frozenset(dg.AssetKey(a) for a in assets)
-    location = GrpcServerCodeLocationOrigin(host="localhost", port=4000,
-                                            location_name="research_assets")
+    location = GrpcServerCodeLocationOrigin(
+        host="localhost", port=4000, location_name="research_assets"
+    )
     return instance.create_run_for_job(
-        job.get_subset(asset_selection=selection), run_config=config or {},
-        asset_selection=selection, tags={"dagster/partition": research_id, **(tags or {})},
-        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"),
-                                          job.name),
+        job.get_subset(asset_selection=selection),
+        run_config=config or {},
+        asset_selection=selection,
+        tags={"dagster/partition": research_id, **(tags or {})},
+        remote_job_origin=RemoteJobOrigin(
+            RemoteRepositoryOrigin(location, "__repository__"), job.name
+        ),
     )
 
 
@@ -138,28 +160,37 @@ def test_a_research_run_from_the_asset_graph_gets_its_worker_tag(instance):
     instance.add_dynamic_partitions("research", ["r-1", "r-2", "r-3"])
     plain = asset_run(instance, ["strategy_spec", "trained_model"], "r-1")
     assert research_run_tags(instance, plain) == {"research/worker": "cpu", "research/id": "r-1"}
-    configured = asset_run(instance, ["strategy_spec"], "r-2",
-                           run_config(seed=1, worker="gpu"), tags={"research/worker": "cpu"})
+    configured = asset_run(
+        instance,
+        ["strategy_spec"],
+        "r-2",
+        run_config(seed=1, worker="gpu"),
+        tags={"research/worker": "cpu"},
+    )
     assert research_run_tags(instance, configured)["research/worker"] == "gpu"
     record_request(instance, "r-3", seed=1, worker="gpu", add_partition=False)
     later = asset_run(instance, ["backtest_report"], "r-3")
     assert research_run_tags(instance, later)["research/worker"] == "gpu"
     # A run that has them right is left as it is; a run of other assets too.
-    tagged = asset_run(instance, ["strategy_spec"], "r-1",
-                       tags={"research/worker": "cpu", "research/id": "r-1"})
+    tagged = asset_run(
+        instance, ["strategy_spec"], "r-1", tags={"research/worker": "cpu", "research/id": "r-1"}
+    )
     assert research_run_tags(instance, tagged) == {}
     data = instance.create_run_for_job(defs.resolve_job_def("market_data_job"))
     assert research_run_tags(instance, data) == {}
 
 
 def test_the_queue_tags_a_research_run_when_it_is_submitted(tmp_path):
-    overrides = {"run_coordinator": {"module": "research_assets.run_coordinator",
-                                     "class": "ResearchRunCoordinator"}}
+    overrides = {
+        "run_coordinator": {
+            "module": "research_assets.run_coordinator",
+            "class": "ResearchRunCoordinator",
+        }
+    }
     with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
         assert isinstance(instance.run_coordinator, ResearchRunCoordinator)
         instance.add_dynamic_partitions("research", ["r-1"])
         run = asset_run(instance, ["strategy_spec"], "r-1", run_config(worker="gpu"))
-        submitted = instance.run_coordinator.submit_run(
-            SubmitRunContext(run, workspace=None))
+        submitted = instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
         assert submitted.status == dg.DagsterRunStatus.QUEUED
         assert instance.get_run_by_id(run.run_id).tags["research/worker"] == "gpu"

@@ -44,22 +44,37 @@ from tests.lockbox_support import LOCKBOX_STATS, assert_no_lockbox, lockbox_fiel
 from tests.postgres_support import fresh_database, postgres_storage
 
 PER_KIND = 3
-TRAINING_REASONS = ("accuracy_below_threshold", "loss_above_threshold",
-                    "insufficient_loss_decrease")
+TRAINING_REASONS = (
+    "accuracy_below_threshold",
+    "loss_above_threshold",
+    "insufficient_loss_decrease",
+)
 BACKTEST_REASONS = ("win_rate_too_low", "drawdown_too_high", "sharpe_too_low")
 # What each kind must show: (status, phase, reason or a callable of the index, gates).
 KINDS = {
     "completed": ("completed", "done", None, ("passed", "passed")),
     "retried_completed": ("completed", "done", None, ("passed", "passed")),
-    "rejected_training": ("rejected", "training", lambda i: TRAINING_REASONS[i % 3],
-                          ("failed", None)),
-    "rejected_backtest": ("rejected", "backtesting", lambda i: BACKTEST_REASONS[i % 3],
-                          ("passed", "failed")),
+    "rejected_training": (
+        "rejected",
+        "training",
+        lambda i: TRAINING_REASONS[i % 3],
+        ("failed", None),
+    ),
+    "rejected_backtest": (
+        "rejected",
+        "backtesting",
+        lambda i: BACKTEST_REASONS[i % 3],
+        ("passed", "failed"),
+    ),
     "failed_user_reason": ("failed", "training", "llm_unavailable", (None, None)),
     "failed_error": ("failed", "backtesting", "no market data for XAUUSD/4h", ("passed", None)),
     "failed_no_events": ("failed", "designing", "run_failed", (None, None)),
-    "incomplete": ("failed", "backtesting", "incomplete: stopped after trained_model",
-                   ("passed", None)),
+    "incomplete": (
+        "failed",
+        "backtesting",
+        "incomplete: stopped after trained_model",
+        ("passed", None),
+    ),
     "queued": ("queued", "designing", None, (None, None)),
     "queued_no_run": ("queued", "designing", None, (None, None)),
     "running": ("running", "training", None, (None, None)),
@@ -71,22 +86,41 @@ KINDS = {
 }
 DATASET = "EURUSD/1h"
 # Kinds whose research materialized a trained model (the others never got that far).
-RESEARCH_ASSETS_OF = {kind: ("trained_model",) for kind in (
-    "completed", "retried_completed", "rejected_training", "rejected_backtest", "failed_error",
-    "incomplete")}
+RESEARCH_ASSETS_OF = {
+    kind: ("trained_model",)
+    for kind in (
+        "completed",
+        "retried_completed",
+        "rejected_training",
+        "rejected_backtest",
+        "failed_error",
+        "incomplete",
+    )
+}
 ASSETS = ("strategy_spec", "trained_model", "backtest_report", "assessment", "lockbox_report")
 PNG = "![equity](data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUg" * 200 + ")"
-USAGE = {"usage/input_tokens": 1200, "usage/output_tokens": 300,
-         "usage/cache_creation_input_tokens": 0, "usage/cache_read_input_tokens": 50,
-         "usage/cost_usd": 0.0081, "usage/model": "claude-test"}
+USAGE = {
+    "usage/input_tokens": 1200,
+    "usage/output_tokens": 300,
+    "usage/cache_creation_input_tokens": 0,
+    "usage/cache_read_input_tokens": 50,
+    "usage/cost_usd": 0.0081,
+    "usage/model": "claude-test",
+}
 ORIGIN = RemoteJobOrigin(
     repository_origin=RemoteRepositoryOrigin(
         code_location_origin=RegisteredCodeLocationOrigin("research_assets"),
-        repository_name="__repository__"),
-    job_name="research_job")
-S, F, Q, ST, C = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-                  dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED,
-                  dg.DagsterRunStatus.CANCELED)
+        repository_name="__repository__",
+    ),
+    job_name="research_job",
+)
+S, F, Q, ST, C = (
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELED,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -95,9 +129,12 @@ def any_instance(request, tmp_path):
         with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
             yield instance
         return
-    with fresh_database() as db, dg.instance_for_test(
-        temp_dir=str(tmp_path), overrides={"storage": postgres_storage(db)}
-    ) as instance:
+    with (
+        fresh_database() as db,
+        dg.instance_for_test(
+            temp_dir=str(tmp_path), overrides={"storage": postgres_storage(db)}
+        ) as instance,
+    ):
         yield instance
 
 
@@ -108,9 +145,15 @@ def spec_json(spec, name):
 
 
 def backtest_stats(i):
-    return {"Sharpe Ratio": 0.1 * i - 1.0, "Return [%]": 1.5, "# Trades": 40.0,
-            "Max. Drawdown [%]": 3.2, "Win Rate [%]": 51.0, "Excess Return [%]": -2.25,
-            "Deflated Sharpe Ratio": 0.4375}
+    return {
+        "Sharpe Ratio": 0.1 * i - 1.0,
+        "Return [%]": 1.5,
+        "# Trades": 40.0,
+        "Max. Drawdown [%]": 3.2,
+        "Win Rate [%]": 51.0,
+        "Excess Return [%]": -2.25,
+        "Deflated Sharpe Ratio": 0.4375,
+    }
 
 
 def gate_description(i, gate, reason):
@@ -128,11 +171,14 @@ def report(period, figures):
     else, so that a lockbox figure found where it must not be is a leak)."""
     stats = {DATASET: figures}
     return {
-        "period": period, "stats": dg.MetadataValue.json(stats),
+        "period": period,
+        "stats": dg.MetadataValue.json(stats),
         "summary": dg.MetadataValue.json(figures),
         "statistics": dg.MetadataValue.table(
-            [dg.TableRecord({"dataset": DATASET, "label": "x", **figures})]),
-        "Sharpe Ratio": figures["Sharpe Ratio"], "# Trades": figures["# Trades"],
+            [dg.TableRecord({"dataset": DATASET, "label": "x", **figures})]
+        ),
+        "Sharpe Ratio": figures["Sharpe Ratio"],
+        "# Trades": figures["# Trades"],
         "equity_curve": dg.MetadataValue.md(PNG),
     }
 
@@ -140,54 +186,89 @@ def report(period, figures):
 def metadata(asset, i, spec, gate=None, reason=""):
     """Metadata in the shapes the real assets write (see research_assets/defs/assets.py)."""
     described = gate_description(i, gate, reason)
-    gate_md = {"gate_passed": gate, "gate_reason": reason,
-               **({"gate_description": described} if described is not None else {})}
+    gate_md = {
+        "gate_passed": gate,
+        "gate_reason": reason,
+        **({"gate_description": described} if described is not None else {}),
+    }
     if asset == "strategy_spec":
-        return {"strategy": f"strat_{i % 7}", "designer": "claude" if i % 2 else "offline",
-                "fingerprint": f"{i:08x}", "seed": i, "spec": spec_json(spec, f"s{i}"),
-                "rationale": dg.MetadataValue.md('a "quoted" \\ rationale, caf\u00e9'),
-                **(USAGE if i % 2 else {})}
+        return {
+            "strategy": f"strat_{i % 7}",
+            "designer": "claude" if i % 2 else "offline",
+            "fingerprint": f"{i:08x}",
+            "seed": i,
+            "spec": spec_json(spec, f"s{i}"),
+            "rationale": dg.MetadataValue.md('a "quoted" \\ rationale, caf\u00e9'),
+            **(USAGE if i % 2 else {}),
+        }
     if asset == "trained_model":
-        return {"test_accuracy": 0.55, "test_loss": 0.69, "loss_decrease": 0.1,
-                "precision": 0.5, "recall": float("nan"), "f1": 0.5, "epochs_run": 8,
-                "baseline_accuracy": 0.5, "accuracy_lift": 0.05, "label_entropy": 1.0,
-                "loss_ratio": 0.69,
-                "history": dg.MetadataValue.table([dg.TableRecord({"epoch": 1, "loss": 0.7})]),
-                **gate_md}
+        return {
+            "test_accuracy": 0.55,
+            "test_loss": 0.69,
+            "loss_decrease": 0.1,
+            "precision": 0.5,
+            "recall": float("nan"),
+            "f1": 0.5,
+            "epochs_run": 8,
+            "baseline_accuracy": 0.5,
+            "accuracy_lift": 0.05,
+            "label_entropy": 1.0,
+            "loss_ratio": 0.69,
+            "history": dg.MetadataValue.table([dg.TableRecord({"epoch": 1, "loss": 0.7})]),
+            **gate_md,
+        }
     if asset == "backtest_report":
         return {**report("backtest", backtest_stats(i)), **gate_md}
     if asset == "assessment":
-        return {"verdict": ("promising", "neutral", "poor")[i % 3],
-                "suggestions": dg.MetadataValue.json(["add RSI", "longer horizon"]),
-                "assessor": "rule-based", **(USAGE if i % 2 else {})}
+        return {
+            "verdict": ("promising", "neutral", "poor")[i % 3],
+            "suggestions": dg.MetadataValue.json(["add RSI", "longer horizon"]),
+            "assessor": "rule-based",
+            **(USAGE if i % 2 else {}),
+        }
     return report("lockbox", LOCKBOX_STATS)
 
 
 def materialize(instance, pk, asset, md):
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=asset, partition=pk, metadata=md))
+        dg.AssetMaterialization(asset_key=asset, partition=pk, metadata=md)
+    )
 
 
 def add_run(instance, pk, status, worker="cpu", **tags):
     if status == F:
         tags.setdefault(WILL_RETRY_TAG, "false")  # what run retries decide, within seconds
-    run = dg.DagsterRun(job_name="research_job", run_id=str(uuid.uuid4()), status=status,
-                        tags={PARTITION_TAG: pk, WORKER_TAG: worker, "research/id": pk, **tags},
-                        remote_job_origin=ORIGIN)
+    run = dg.DagsterRun(
+        job_name="research_job",
+        run_id=str(uuid.uuid4()),
+        status=status,
+        tags={PARTITION_TAG: pk, WORKER_TAG: worker, "research/id": pk, **tags},
+        remote_job_origin=ORIGIN,
+    )
     instance.add_run(run)
     return run.run_id
 
 
 def step_failure(instance, run_id, step, message, reason=None):
-    error = SerializableErrorInfo(message=f"{message}\nsecond line\n", stack=[],
-                                  cls_name="Failure")
-    user = (UserFailureData(label="intentional-failure", description=message,
-                            metadata={"reason": reason}) if reason else None)
-    instance.report_dagster_event(DagsterEvent(
-        event_type_value="STEP_FAILURE", job_name="research_job", step_key=step,
-        event_specific_data=StepFailureData(error=error, user_failure_data=user,
-                                            error_source=ErrorSource.USER_CODE_ERROR),
-    ), run_id=run_id)
+    error = SerializableErrorInfo(message=f"{message}\nsecond line\n", stack=[], cls_name="Failure")
+    user = (
+        UserFailureData(
+            label="intentional-failure", description=message, metadata={"reason": reason}
+        )
+        if reason
+        else None
+    )
+    instance.report_dagster_event(
+        DagsterEvent(
+            event_type_value="STEP_FAILURE",
+            job_name="research_job",
+            step_key=step,
+            event_specific_data=StepFailureData(
+                error=error, user_failure_data=user, error_source=ErrorSource.USER_CODE_ERROR
+            ),
+        ),
+        run_id=run_id,
+    )
 
 
 def build(instance, spec, per_kind=PER_KIND):
@@ -203,8 +284,9 @@ def build(instance, spec, per_kind=PER_KIND):
             if kind == "ui_partition":
                 instance.add_dynamic_partitions("research", [pk])
                 continue
-            record_request(instance, pk, seed=i, worker=worker,
-                           brief="BTC trend" if i % 3 == 0 else None)
+            record_request(
+                instance, pk, seed=i, worker=worker, brief="BTC trend" if i % 3 == 0 else None
+            )
 
             def mat(asset, gate=None, reason="", pk=pk, i=i):
                 materialize(instance, pk, asset, metadata(asset, i, spec, gate, reason))
@@ -231,20 +313,30 @@ def build(instance, spec, per_kind=PER_KIND):
             elif kind == "failed_user_reason":
                 run_id = add_run(instance, pk, F, worker)
                 mat("strategy_spec")
-                instance.report_runless_asset_event(dg.AssetObservation(
-                    asset_key="assessment", partition=pk, metadata={**USAGE, "failed": True}))
-                step_failure(instance, run_id, "trained_model", "llm_unavailable: overloaded",
-                             "llm_unavailable")
+                instance.report_runless_asset_event(
+                    dg.AssetObservation(
+                        asset_key="assessment", partition=pk, metadata={**USAGE, "failed": True}
+                    )
+                )
+                step_failure(
+                    instance,
+                    run_id,
+                    "trained_model",
+                    "llm_unavailable: overloaded",
+                    "llm_unavailable",
+                )
             elif kind == "failed_error":
                 run_id = add_run(instance, pk, F, worker)
                 mat("strategy_spec")
                 mat("trained_model", True)
-                step_failure(instance, run_id, "backtest_report",
-                             "no market data for XAUUSD/4h")
+                step_failure(instance, run_id, "backtest_report", "no market data for XAUUSD/4h")
             elif kind == "failed_no_events":
                 add_run(instance, pk, F, worker)
-                instance.report_runless_asset_event(dg.AssetObservation(
-                    asset_key="strategy_spec", partition=pk, metadata={**USAGE, "failed": True}))
+                instance.report_runless_asset_event(
+                    dg.AssetObservation(
+                        asset_key="strategy_spec", partition=pk, metadata={**USAGE, "failed": True}
+                    )
+                )
             elif kind == "incomplete":
                 add_run(instance, pk, S, worker)
                 mat("strategy_spec")
@@ -272,11 +364,19 @@ def statuses_with_specs(instance, ids=None):
 
 def view_agrees(instance, ids=None) -> bool:
     """What `research status` prints (the view) is what the statuses derived now say."""
-    got = [(r.data, r.sharpe, r.excess_return, r.deflated_sharpe)
-           for r in read_statuses(instance, ids)]
-    want = [(json.loads(encode(s)), *(s.backtest_summary.get(k) for k in (
-        "Sharpe Ratio", "Excess Return [%]", "Deflated Sharpe Ratio")))
-            for s in load_statuses(instance, ids)]
+    got = [
+        (r.data, r.sharpe, r.excess_return, r.deflated_sharpe) for r in read_statuses(instance, ids)
+    ]
+    want = [
+        (
+            json.loads(encode(s)),
+            *(
+                s.backtest_summary.get(k)
+                for k in ("Sharpe Ratio", "Excess Return [%]", "Deflated Sharpe Ratio")
+            ),
+        )
+        for s in load_statuses(instance, ids)
+    ]
     assert repr(got) == repr(want)
     return True
 
@@ -284,9 +384,20 @@ def view_agrees(instance, ids=None) -> bool:
 def snapshot(statuses):
     """Everything a status carries, the spec and the memory record included (repr: NaN
     compares equal to itself)."""
-    return repr([(s.to_json(), s.brief, s.training, s.backtest_summary, s.suggestions,
-                  s.spec.to_dict() if s.spec else None, s.to_memory_record().to_prompt_dict())
-                 for s in statuses])
+    return repr(
+        [
+            (
+                s.to_json(),
+                s.brief,
+                s.training,
+                s.backtest_summary,
+                s.suggestions,
+                s.spec.to_dict() if s.spec else None,
+                s.to_memory_record().to_prompt_dict(),
+            )
+            for s in statuses
+        ]
+    )
 
 
 def check_kinds(statuses, built):
@@ -300,14 +411,21 @@ def check_kinds(statuses, built):
         assert (s.gates["training_gate"], s.gates["backtest_gate"]) == gates, (s.id, kind)
         # A rejection says why in numbers, or with its reason where the gate recorded no
         # description (written before there was one).
-        failed = next((g for g, o in zip(("training_gate", "backtest_gate"), gates,
-                                         strict=True) if o == "failed"), None)
+        failed = next(
+            (
+                g
+                for g, o in zip(("training_gate", "backtest_gate"), gates, strict=True)
+                if o == "failed"
+            ),
+            None,
+        )
         why = (gate_description(i, False, reason) or reason) if failed else reason
         assert s.reason_detail == why, (s.id, kind)
         assert s.to_json()["reason_detail"] == why
         # Memory (what designers read) has the numbers too, where the gate recorded them.
         assert s.to_memory_record().gate_description == (
-            gate_description(i, False, reason) if failed else None), (s.id, kind)
+            gate_description(i, False, reason) if failed else None
+        ), (s.id, kind)
         if "trained_model" in RESEARCH_ASSETS_OF.get(kind, ()):
             assert s.training["accuracy_lift"] == 0.05 and "gate_description" not in s.training
         if kind == "rejected_backtest":
@@ -322,8 +440,14 @@ def check_kinds(statuses, built):
             assert s.backtest_summary == backtest_stats(i)
             # The lockbox's own figures, for the leaderboard, and in nothing a designer reads.
             assert s.lockbox == {DATASET: LOCKBOX_STATS}
-            assert_no_lockbox(s.backtest, s.backtest_summary, s.training, s.suggestions,
-                              s.to_memory_record(), where=f"{s.id}'s memory record")
+            assert_no_lockbox(
+                s.backtest,
+                s.backtest_summary,
+                s.training,
+                s.suggestions,
+                s.to_memory_record(),
+                where=f"{s.id}'s memory record",
+            )
             assert s.verdict == ("promising", "neutral", "poor")[i % 3]
             assert s.suggestions == ("add RSI", "longer horizon")
             assert math.isnan(s.training["recall"])
@@ -360,8 +484,15 @@ def check_tables(instance, statuses, built):
         figures = board[s.id][4:14]  # sharpe .. lockbox excess%
         if kind in ("completed", "retried_completed", "rejected_backtest"):
             b = backtest_stats(i)
-            assert figures[:7] == [f"{b['Sharpe Ratio']:.2f}", "1.50", "-2.25", "3.20", "51.00",
-                                   "40", "0.44"], (kind, figures)
+            assert figures[:7] == [
+                f"{b['Sharpe Ratio']:.2f}",
+                "1.50",
+                "-2.25",
+                "3.20",
+                "51.00",
+                "40",
+                "0.44",
+            ], (kind, figures)
             assert (figures[7:] == ["-", "-", "-"]) == (kind == "rejected_backtest"), figures
             assert table[s.id].split()[8:11] == [figures[0], "-2.25", "0.44"], table[s.id]
         else:
@@ -369,8 +500,9 @@ def check_tables(instance, statuses, built):
             assert table[s.id].split()[8:11] == ["-", "-", "-"], table[s.id]
 
 
-def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, small_spec,
-                                                               monkeypatch):
+def test_every_kind_of_research_gets_its_status_cold_and_warm(
+    any_instance, small_spec, monkeypatch
+):
     built = build(any_instance, small_spec)
     cold = statuses_with_specs(any_instance)
     check_kinds(cold, built)
@@ -385,8 +517,13 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     for name in ("fetch_materializations", "fetch_observations", "get_run_records", "all_logs"):
         original = getattr(any_instance, name)
         # (The view's instance mark reads the newest run record: limit=1, no body of a research's.)
-        monkeypatch.setattr(any_instance, name, lambda *a, _o=original, _n=name, **k: (
-            k.get("limit") == 1 or reads.append(_n) or True) and _o(*a, **k))
+        monkeypatch.setattr(
+            any_instance,
+            name,
+            lambda *a, _o=original, _n=name, **k: (
+                (k.get("limit") == 1 or reads.append(_n) or True) and _o(*a, **k)
+            ),
+        )
     warm = statuses_with_specs(any_instance)
     assert set(reads) <= {"get_run_records"}
     assert snapshot(warm) == snapshot(cold)
@@ -395,11 +532,19 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     check_tables(any_instance, cold, built)
     # A warm view reads no event and no run, but failed runs whose retry is not decided.
     reads.clear()
-    retrying = [s.run_id for s in cold if s.run_id and any_instance.get_run_by_id(
-        s.run_id).tags.get(WILL_RETRY_TAG) == "true"]
+    retrying = [
+        s.run_id
+        for s in cold
+        if s.run_id and any_instance.get_run_by_id(s.run_id).tags.get(WILL_RETRY_TAG) == "true"
+    ]
     assert retrying
-    monkeypatch.setattr(any_instance, "get_runs", lambda *a, _o=any_instance.get_runs, **k: (
-        reads.append(("get_runs", tuple(sorted(a[0].run_ids)))) or _o(*a, **k)))
+    monkeypatch.setattr(
+        any_instance,
+        "get_runs",
+        lambda *a, _o=any_instance.get_runs, **k: (
+            reads.append(("get_runs", tuple(sorted(a[0].run_ids)))) or _o(*a, **k)
+        ),
+    )
     assert [r.id for r in read_statuses(any_instance)] == [s.id for s in cold]
     assert reads == [("get_runs", tuple(sorted(retrying)))]
     monkeypatch.undo()
@@ -407,7 +552,8 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
     # A few ids read the same as all of them, and an empty index is rebuilt to the same.
     few = [s.id for s in cold][::5]
     assert snapshot(statuses_with_specs(any_instance, few)) == snapshot(
-        [s for s in cold if s.id in set(few)])
+        [s for s in cold if s.id in set(few)]
+    )
     assert view_agrees(any_instance, few)
     research_index.reset(any_instance)
     assert view_agrees(any_instance)
@@ -418,7 +564,7 @@ def test_every_kind_of_research_gets_its_status_cold_and_warm(any_instance, smal
 
 @pytest.fixture(params=["busy", "quiet"])
 def quiet(request, monkeypatch):
-    """"quiet": the view's instance mark is taken at once (status_view._QUIET_S = 0, as on an
+    """ "quiet": the view's instance mark is taken at once (status_view._QUIET_S = 0, as on an
     instance whose runs last changed a while ago), so that a read of every research whose mark
     has not moved skips the fingerprints: whatever changes must move the mark."""
     if request.param == "quiet":
@@ -475,13 +621,19 @@ def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec, quiet):
     built = build(any_instance, small_spec, per_kind=1)
     load_statuses(any_instance)
     read_statuses(any_instance)
-    keys = {research_index.row_key(b, row) for b in range(research_index.BUCKETS)
-            for row in (research_index.STATUS_ROW, research_index.SPEC_ROW,
-                        research_index.VIEW_ROW)}
+    keys = {
+        research_index.row_key(b, row)
+        for b in range(research_index.BUCKETS)
+        for row in (research_index.STATUS_ROW, research_index.SPEC_ROW, research_index.VIEW_ROW)
+    }
     old = dict(any_instance.run_storage.get_cursor_values(keys))
     pk = next(pk for pk, (kind, _i) in built.items() if kind == "running")
-    for asset, gate in (("trained_model", True), ("backtest_report", True), ("assessment", None),
-                        ("lockbox_report", None)):
+    for asset, gate in (
+        ("trained_model", True),
+        ("backtest_report", True),
+        ("assessment", None),
+        ("lockbox_report", None),
+    ):
         materialize(any_instance, pk, asset, metadata(asset, 0, small_spec, gate))
     [run] = any_instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: pk}))
     any_instance.handle_new_event(_run_event(run, "PIPELINE_SUCCESS"))
@@ -498,8 +650,9 @@ def test_a_stale_or_damaged_index_is_corrected(any_instance, small_spec, quiet):
     assert view_agrees(any_instance)
     assert snapshot(statuses_with_specs(any_instance)) == expected
     for b in range(research_index.BUCKETS):
-        any_instance.run_storage.set_cursor_values({
-            research_index.row_key(b, research_index.VIEW_ROW): json.dumps({pk: [1, "x"]})})
+        any_instance.run_storage.set_cursor_values(
+            {research_index.row_key(b, research_index.VIEW_ROW): json.dumps({pk: [1, "x"]})}
+        )
     assert view_agrees(any_instance)
 
 
@@ -512,16 +665,23 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     first = [r.document for r in read_statuses(any_instance)]
     calls = []
     original = any_instance.get_run_partition_data
-    monkeypatch.setattr(any_instance, "get_run_partition_data",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        any_instance, "get_run_partition_data", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     assert [r.document for r in read_statuses(any_instance)] == first and calls == []
     # `research status --json` prints what that read printed, without reading the view.
     assert status_json(any_instance) == '{"researches": [' + ", ".join(first) + "]}"
     assert calls == []
     # A read of a few researches rewrites their rows: the next complete read checks again.
     some = [r.id for r in read_statuses(any_instance)][:3]
-    status_view.write_rows(any_instance, {status_view.row_key(
-        research_index.bucket_of(some[0]), research_index.VIEW_ROW): {some[0]: [1, "x"]}})
+    status_view.write_rows(
+        any_instance,
+        {
+            status_view.row_key(research_index.bucket_of(some[0]), research_index.VIEW_ROW): {
+                some[0]: [1, "x"]
+            }
+        },
+    )
     assert view_agrees(any_instance) and calls
     calls.clear()
     assert view_agrees(any_instance) and calls == []
@@ -531,7 +691,8 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     assert view_agrees(any_instance) and calls
     assert {r.id: r.data["status"] for r in read_statuses(any_instance)}[waiting] == "running"
     assert {r["id"]: r["status"] for r in json.loads(status_json(any_instance))["researches"]}[
-        waiting] == "running"
+        waiting
+    ] == "running"
     record_request(any_instance, "r-20990101-000000-ffff", seed=1)
     assert "r-20990101-000000-ffff" in [r.id for r in read_statuses(any_instance)]
 
@@ -550,6 +711,10 @@ def test_metrics_agree_with_the_events(any_instance, small_spec):
 def _run_event(run, event_type):
     """A run lifecycle event, as the run worker writes it (it moves the run's status)."""
     return EventLogEntry(
-        error_info=None, level="debug", user_message="", run_id=run.run_id,
+        error_info=None,
+        level="debug",
+        user_message="",
+        run_id=run.run_id,
         timestamp=time.time(),
-        dagster_event=DagsterEvent(event_type_value=event_type, job_name=run.job_name))
+        dagster_event=DagsterEvent(event_type_value=event_type, job_name=run.job_name),
+    )

@@ -36,10 +36,14 @@ def test_summaries_follow_the_runs(tmp_path, small_spec, monkeypatch):
         reads = []
         for name in ("fetch_materializations", "fetch_observations"):
             original = getattr(instance, name)
-            monkeypatch.setattr(instance, name, lambda *a, _o=original, _n=name, **k: (
-                reads.append(_n) or _o(*a, **k)))
+            monkeypatch.setattr(
+                instance,
+                name,
+                lambda *a, _o=original, _n=name, **k: reads.append(_n) or _o(*a, **k),
+            )
         assert {r.id: r.data["status"] for r in read_statuses(instance, sorted(with_runs))} == {
-            pk: expected[pk] for pk in with_runs}
+            pk: expected[pk] for pk in with_runs
+        }
         assert reads == []
         monkeypatch.undo()
 
@@ -50,4 +54,7 @@ def test_summaries_follow_the_runs(tmp_path, small_spec, monkeypatch):
         assert tick(instance, cursor) != cursor
         [entry] = [r for r in read_statuses(instance, [pk])]
         assert (entry.data["run_id"], entry.data["status"], entry.data["phase"]) == (
-            run_id, "running", "training")
+            run_id,
+            "running",
+            "training",
+        )

@@ -18,8 +18,10 @@ def test_intake_launches_one_run_per_new_research_with_tags_and_cursor(instance)
     record_request(instance, "r-2", seed=2, worker="gpu")
     result = evaluate(research_intake, instance)
     assert isinstance(result, dg.SensorResult)
-    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("r-1", "r-1"),
-                                                                           ("r-2", "r-2")]
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
+        ("r-1", "r-1"),
+        ("r-2", "r-2"),
+    ]
     assert result.run_requests[0].tags == {"research/id": "r-1", "research/worker": "cpu"}
     assert result.run_requests[1].tags["research/worker"] == "gpu"
     # The next tick starts after these two: nothing new, and it says why.
@@ -49,8 +51,10 @@ def test_intake_skips_cancelled_and_already_launched_researches(instance, small_
     instance.create_run_for_job(job, tags={"dagster/partition": "r-ran"})
     result = evaluate(research_intake, instance)
     assert not result.run_requests
-    assert ("2 new research partitions, all already launched or cancelled"
-            in result.skip_reason.skip_message)
+    assert (
+        "2 new research partitions, all already launched or cancelled"
+        in result.skip_reason.skip_message
+    )
 
 
 def test_intake_moves_past_a_page_of_skipped_partitions(instance, monkeypatch):
@@ -73,10 +77,18 @@ def apply(instance, result):
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     job = defs.resolve_job_def("research_job")
-    return [instance.create_run_for_job(
-        job, run_config=r.run_config, tags={**r.tags, "dagster/partition": r.partition_key,
-                                            "dagster/sensor_name": "research_autopilot"},
-    ) for r in result.run_requests]
+    return [
+        instance.create_run_for_job(
+            job,
+            run_config=r.run_config,
+            tags={
+                **r.tags,
+                "dagster/partition": r.partition_key,
+                "dagster/sensor_name": "research_autopilot",
+            },
+        )
+        for r in result.run_requests
+    ]
 
 
 def test_autopilot_is_stopped_by_default_and_starts_one_research_when_allowed(
@@ -120,8 +132,13 @@ def test_intake_launches_each_research_with_its_request_as_run_config(instance, 
     instance.add_dynamic_partitions("research", ["r-ui"])
     result = evaluate(research_intake, instance)
     by_key = {r.partition_key: r for r in result.run_requests}
-    assert by_key["r-spec"].run_config == {"ops": {"strategy_spec": {"config": {
-        "seed": 4, "brief": "EUR", "spec": small_spec.to_dict(), "worker": "gpu"}}}}
+    assert by_key["r-spec"].run_config == {
+        "ops": {
+            "strategy_spec": {
+                "config": {"seed": 4, "brief": "EUR", "spec": small_spec.to_dict(), "worker": "gpu"}
+            }
+        }
+    }
     # A partition added in the UI has no request: its research takes the defaults.
     assert by_key["r-ui"].run_config == {}
     # The config is valid for the job (what the daemon checks before it creates the run).
@@ -139,8 +156,11 @@ def test_autopilot_skips_with_the_reason_when_at_capacity(instance, monkeypatch)
 
 
 def test_autopilot_skips_when_the_budget_is_spent(instance, monkeypatch):
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key="strategy_spec", partition=None, metadata={"usage/cost_usd": 5.0}))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="strategy_spec", partition=None, metadata={"usage/cost_usd": 5.0}
+        )
+    )
     monkeypatch.setenv("RESEARCH_DAILY_BUDGET_USD", "1")
     result = evaluate(research_autopilot, instance)
     assert isinstance(result, dg.SkipReason)

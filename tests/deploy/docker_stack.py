@@ -45,8 +45,10 @@ def engine() -> docker.DockerClient:
         client.ping()
         return client
     except Exception as e:  # no socket, no daemon, no permission
-        skip_or_fail_in_ci(f"no Docker engine answers ({e}); start one with "
-                           "scripts/ensure_docker.sh (root) or `make test-docker`")
+        skip_or_fail_in_ci(
+            f"no Docker engine answers ({e}); start one with "
+            "scripts/ensure_docker.sh (root) or `make test-docker`"
+        )
         raise  # unreachable
 
 
@@ -66,8 +68,13 @@ def free_port() -> int:
 def build_images() -> float:
     """scripts/build_images.sh; returns its seconds."""
     start = time.monotonic()
-    done = subprocess.run(["bash", str(REPO / "scripts" / "build_images.sh")], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build_images.sh")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, f"scripts/build_images.sh failed:\n{done.stdout}\n{done.stderr}"
     return time.monotonic() - start
 
@@ -82,22 +89,38 @@ class Stack:
             shutil.copy(REPO / name, workdir / name)
         # The build contexts compose checks exist (the images are built already).
         shutil.copytree(REPO / "deploy", workdir / "deploy", dirs_exist_ok=True)
-        settings = {"DAGSTER_POSTGRES_PASSWORD": secrets.token_hex(16),
-                    "DAGSTER_WEBSERVER_PORT": str(self.port), **env}
+        settings = {
+            "DAGSTER_POSTGRES_PASSWORD": secrets.token_hex(16),
+            "DAGSTER_WEBSERVER_PORT": str(self.port),
+            **env,
+        }
         (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
     # -- compose ---------------------------------------------------------------------------
 
-    def compose(self, *args: str, timeout: float = 300,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *args: str, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         # Only this test's .env: nothing from the calling shell reaches the stack.
-        env = {k: v for k, v in os.environ.items()
-               if k in ("PATH", "HOME", "DOCKER_HOST", "LANG")}
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG")}
         done = subprocess.run(
-            [docker_compose(), "-p", PROJECT, "-f", "docker-compose.yml",
-             "-f", "docker-compose.local.yml", *args],
-            cwd=self.workdir, capture_output=True, text=True, timeout=timeout, env=env,
-            stdin=subprocess.DEVNULL)
+            [
+                docker_compose(),
+                "-p",
+                PROJECT,
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "docker-compose.local.yml",
+                *args,
+            ],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         if check:
             assert done.returncode == 0, f"docker-compose {' '.join(args)}:\n{done.stderr}"
         return done
@@ -106,14 +129,18 @@ class Stack:
         taken = [v for v in NAMED_VOLUMES if self._exists(self.client.volumes, v)]
         if self._exists(self.client.networks, NETWORK):
             taken.append(f"network {NETWORK}")
-        others = [c.name for c in self.client.containers.list(all=True)
-                  if c.labels.get("com.docker.compose.project") in ("research_assets", PROJECT)
-                  or RUN_LABEL in c.labels]
+        others = [
+            c.name
+            for c in self.client.containers.list(all=True)
+            if c.labels.get("com.docker.compose.project") in ("research_assets", PROJECT)
+            or RUN_LABEL in c.labels
+        ]
         if taken or others:
             skip_or_fail_in_ci(
                 f"this Docker engine already has a research_assets deployment ({taken + others});"
                 " the Docker tests would take over its volumes. Run them on another engine, or "
-                f"remove it (docker-compose down -v) first")
+                f"remove it (docker-compose down -v) first"
+            )
 
     @staticmethod
     def _exists(collection: Any, name: str) -> bool:
@@ -128,8 +155,13 @@ class Stack:
         reports in; returns the seconds."""
         start = time.monotonic()
         self.compose("up", "-d", "--no-build", timeout=timeout)
-        wait_for(self.ready, timeout, "the stack (webserver with the code location loaded, "
-                 "daemon heartbeats)", interval=1.0, on_timeout=self.logs)
+        wait_for(
+            self.ready,
+            timeout,
+            "the stack (webserver with the code location loaded, daemon heartbeats)",
+            interval=1.0,
+            on_timeout=self.logs,
+        )
         return time.monotonic() - start
 
     def down(self, *args: str) -> None:
@@ -141,12 +173,16 @@ class Stack:
                 "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
                 "locationOrLoadError { __typename } } } } "
                 "instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }",
-                timeout=10)
+                timeout=10,
+            )
         except (OSError, urllib.error.URLError, AssertionError, ValueError):
             return False
-        loaded = any(e["name"] == LOCATION and e["loadStatus"] == "LOADED"
-                     and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                     for e in data["workspaceOrError"]["locationEntries"])
+        loaded = any(
+            e["name"] == LOCATION
+            and e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in data["workspaceOrError"]["locationEntries"]
+        )
         daemons = data["instance"]["daemonHealth"]["allDaemonStatuses"]
         return loaded and bool(daemons) and all(d["healthy"] for d in daemons)
 
@@ -156,11 +192,13 @@ class Stack:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None,
-                timeout: float = 30) -> dict[str, Any]:
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30
+    ) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read())
         assert not payload.get("errors"), payload["errors"]
@@ -168,15 +206,22 @@ class Stack:
 
     def service(self, name: str) -> Any:
         """The running container of a compose service."""
-        [container] = self.client.containers.list(filters={"label": [
-            f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={name}"]})
+        [container] = self.client.containers.list(
+            filters={
+                "label": [
+                    f"com.docker.compose.project={PROJECT}",
+                    f"com.docker.compose.service={name}",
+                ]
+            }
+        )
         return container
 
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         """A command inside a service's container (as `docker compose exec -T`)."""
         code, (out, err) = self.service(service).exec_run(list(command), demux=True)
-        return subprocess.CompletedProcess(list(command), code, (out or b"").decode(),
-                                           (err or b"").decode())
+        return subprocess.CompletedProcess(
+            list(command), code, (out or b"").decode(), (err or b"").decode()
+        )
 
     def research(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `research` CLI inside the code-server container."""
@@ -205,7 +250,8 @@ class Stack:
             "query Runs($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {"
             " ... on Runs { results { runId status tags { key value }"
             " stepStats { stepKey status } } } } }",
-            {"tags": [{"key": "dagster/partition", "value": research_id}]})
+            {"tags": [{"key": "dagster/partition", "value": research_id}]},
+        )
         runs = data["runsOrError"]["results"]
         for run in runs:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
@@ -224,8 +270,13 @@ class Stack:
             last.update(now)
             return found if settled else None
 
-        return wait_for(done, timeout, f"researches {ids} to end", interval=3.0,
-                        on_timeout=lambda: self.describe(ids))
+        return wait_for(
+            done,
+            timeout,
+            f"researches {ids} to end",
+            interval=3.0,
+            on_timeout=lambda: self.describe(ids),
+        )
 
     def describe(self, ids: list[str]) -> str:
         lines = []
@@ -235,8 +286,10 @@ class Stack:
                 s = status.get(i, {})
                 lines.append(f"{i}: {s.get('status')} {s.get('phase')} {s.get('reason')}")
                 for run in self.runs_of(i):
-                    lines.append(f"  run {run['runId'][:8]} {run['status']} "
-                                 f"{run['tags'].get('dagster/retry_number', '')}")
+                    lines.append(
+                        f"  run {run['runId'][:8]} {run['status']} "
+                        f"{run['tags'].get('dagster/retry_number', '')}"
+                    )
         return "\n".join(lines) + "\n" + self.logs()
 
     def run_containers(self) -> list[Any]:
@@ -248,8 +301,7 @@ class Stack:
         appended to the list returned as they come. Streamed, not read back later: the engine
         keeps only its last 256 events, and every `docker exec` adds three."""
         events: list[dict[str, Any]] = []
-        stream = self.client.events(decode=True,
-                                    filters={"type": "container", "label": RUN_LABEL})
+        stream = self.client.events(decode=True, filters={"type": "container", "label": RUN_LABEL})
         self._streams.append(stream)
 
         def pump() -> None:
@@ -267,7 +319,14 @@ class Stack:
 
     def storage_files(self, research_id: str) -> list[str]:
         """Files of a research in the artifacts volume (the IO manager's outputs)."""
-        done = self.exec("code-server", "find", "/opt/dagster/home/storage",
-                         "-path", f"*{research_id}*", "-type", "f")
+        done = self.exec(
+            "code-server",
+            "find",
+            "/opt/dagster/home/storage",
+            "-path",
+            f"*{research_id}*",
+            "-type",
+            "f",
+        )
         assert done.returncode == 0, done.stderr
         return sorted(done.stdout.split())

@@ -27,23 +27,34 @@ def docker_compose() -> str:
     return path
 
 
-def compose_config(tmp_path: Path, env_text: str, *files: str,
-                   **env: str) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    tmp_path: Path, env_text: str, *files: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`docker-compose config` of a copy of the compose files with ``env_text`` as .env."""
     for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "deploy", tmp_path / "deploy", dirs_exist_ok=True)
     (tmp_path / ".env").write_text(env_text)
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DAGSTER_POSTGRES", "DAGSTER_WEBSERVER"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DAGSTER_POSTGRES", "DAGSTER_WEBSERVER"))
+    }
     args = [a for f in files for a in ("-f", f)]
-    return subprocess.run([docker_compose(), *args, "config"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env={**clean, **env})
+    return subprocess.run(
+        [docker_compose(), *args, "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+    )
 
 
 def with_password(text: str) -> str:
-    return text.replace("DAGSTER_POSTGRES_PASSWORD=\n",
-                        "DAGSTER_POSTGRES_PASSWORD=s3cret-of-mine\n")
+    return text.replace(
+        "DAGSTER_POSTGRES_PASSWORD=\n", "DAGSTER_POSTGRES_PASSWORD=s3cret-of-mine\n"
+    )
 
 
 def test_compose_file_validates(tmp_path):
@@ -76,8 +87,9 @@ def test_the_webserver_is_published_on_localhost_unless_opened(tmp_path):
     [port] = yaml.safe_load(result.stdout)["services"]["webserver"]["ports"]
     assert str(port).startswith("127.0.0.1:3000:3000"), port
     # Without the variable at all (a .env from before it existed) it is still 127.0.0.1.
-    trimmed = "\n".join(line for line in env_text.splitlines()
-                        if not line.startswith("DAGSTER_WEBSERVER_HOST"))
+    trimmed = "\n".join(
+        line for line in env_text.splitlines() if not line.startswith("DAGSTER_WEBSERVER_HOST")
+    )
     result = compose_config(tmp_path, trimmed)
     [port] = yaml.safe_load(result.stdout)["services"]["webserver"]["ports"]
     assert str(port).startswith("127.0.0.1:3000:3000"), port
@@ -104,8 +116,14 @@ def test_compose_without_a_password_says_what_to_set(tmp_path):
     shutil.copy(REPO / "docker-compose.yml", tmp_path / "docker-compose.yml")
     (tmp_path / ".env").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_POSTGRES")}
-    result = subprocess.run([docker_compose(), "config"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [docker_compose(), "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode != 0
     assert "set DAGSTER_POSTGRES_PASSWORD in .env" in result.stderr
 
@@ -132,8 +150,9 @@ def test_topology_shape():
 
 def test_env_example_lists_every_variable_and_no_credential():
     text = (REPO / ".env.example").read_text()
-    names = {line.split("=", 1)[0] for line in text.splitlines()
-             if line and not line.startswith("#")}
+    names = {
+        line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")
+    }
     compose_text = (REPO / "docker-compose.yml").read_text()
     # ${VAR} is read from .env; $${VAR} is escaped for the container's shell.
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", compose_text))
@@ -157,9 +176,12 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch):
         home = tmp_path / "home"
         home.mkdir()
         shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-        for var, value in {"DAGSTER_POSTGRES_USER": "postgres", "DAGSTER_POSTGRES_PASSWORD": "",
-                           "DAGSTER_POSTGRES_HOST": "127.0.0.1",
-                           "DAGSTER_POSTGRES_DB": db}.items():
+        for var, value in {
+            "DAGSTER_POSTGRES_USER": "postgres",
+            "DAGSTER_POSTGRES_PASSWORD": "",
+            "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+            "DAGSTER_POSTGRES_DB": db,
+        }.items():
             monkeypatch.setenv(var, value)
         instance = dg.DagsterInstance.from_config(str(home))
         try:
@@ -177,8 +199,9 @@ def test_deploy_instance_config_loads(tmp_path, monkeypatch):
             instance.dispose()
 
 
-def test_without_an_engine_the_docker_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch,
-                                                                                 tmp_path):
+def test_without_an_engine_the_docker_tests_skip_with_the_reason_and_fail_in_ci(
+    monkeypatch, tmp_path
+):
     from tests.deploy.docker_stack import engine
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")

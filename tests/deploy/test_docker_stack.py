@@ -44,8 +44,12 @@ query Designs($partition: String!) {
 # The test's .env: a trimmed one (most optional settings left out, which must not stop a launch),
 # every gate open so that a research that trades completes, the offline designer, and a
 # lockbox fraction that differs from the default so a run shows it received the setting.
-ENV = {**OPEN_GATES_ENV, "RESEARCH_DESIGNER": "offline", "RESEARCH_MAX_CONCURRENT": "10",
-       "RESEARCH_LOCKBOX_FRACTION": "0.2"}
+ENV = {
+    **OPEN_GATES_ENV,
+    "RESEARCH_DESIGNER": "offline",
+    "RESEARCH_MAX_CONCURRENT": "10",
+    "RESEARCH_LOCKBOX_FRACTION": "0.2",
+}
 
 
 def slow_spec(name: str, epochs: int) -> str:
@@ -58,7 +62,8 @@ def training_run(stack: Stack, research_id: str) -> dict | None:
     """The research's run once its trained_model step has started."""
     for run in stack.runs_of(research_id):
         if run["status"] == "STARTED" and any(
-                s["stepKey"] == "trained_model" for s in run["stepStats"]):
+            s["stepKey"] == "trained_model" for s in run["stepStats"]
+        ):
             return run
     return None
 
@@ -105,9 +110,13 @@ def test_the_compose_stack_on_a_docker_engine():
         started = time.monotonic()
         stack.put("/tmp/slow_kill.yaml", slow_spec("docker_kill", 150))
         killed_id = stack.trigger("--spec", "/tmp/slow_kill.yaml")
-        run = wait_for(lambda: training_run(stack, killed_id), 300,
-                       "the research's run to start training", interval=2.0,
-                       on_timeout=lambda: stack.describe([killed_id]))
+        run = wait_for(
+            lambda: training_run(stack, killed_id),
+            300,
+            "the research's run to start training",
+            interval=2.0,
+            on_timeout=lambda: stack.describe([killed_id]),
+        )
         container = client.containers.get(run["tags"]["docker/container_id"])
         # The run's container has the .env's research settings and nothing the .env left out.
         env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
@@ -119,12 +128,17 @@ def test_the_compose_stack_on_a_docker_engine():
 
         def retried() -> dict | None:
             runs = stack.runs_of(killed_id)
-            return next((r for r in runs if r["tags"].get("dagster/parent_run_id")
-                         == run["runId"]), None)
+            return next(
+                (r for r in runs if r["tags"].get("dagster/parent_run_id") == run["runId"]), None
+            )
 
-        retry = wait_for(retried, 180, f"run retries to re-execute the killed run "
-                         f"{run['runId']}", interval=2.0,
-                         on_timeout=lambda: stack.describe([killed_id]))
+        retry = wait_for(
+            retried,
+            180,
+            f"run retries to re-execute the killed run {run['runId']}",
+            interval=2.0,
+            on_timeout=lambda: stack.describe([killed_id]),
+        )
         assert retry["tags"].get("dagster/retry_number") == "1", retry["tags"]
         original = next(r for r in stack.runs_of(killed_id) if r["runId"] == run["runId"])
         assert original["status"] == "FAILURE", original
@@ -140,17 +154,24 @@ def test_the_compose_stack_on_a_docker_engine():
         started = time.monotonic()
         stack.put("/tmp/slow_stop.yaml", slow_spec("docker_terminate", 1000))
         stopped_id = stack.trigger("--spec", "/tmp/slow_stop.yaml")
-        run = wait_for(lambda: training_run(stack, stopped_id), 300,
-                       "the research's run to start training", interval=2.0,
-                       on_timeout=lambda: stack.describe([stopped_id]))
+        run = wait_for(
+            lambda: training_run(stack, stopped_id),
+            300,
+            "the research's run to start training",
+            interval=2.0,
+            on_timeout=lambda: stack.describe([stopped_id]),
+        )
         container_id = run["tags"]["docker/container_id"]
         answer = stack.graphql(TERMINATE, {"runIds": [run["runId"]]})["terminateRuns"]
         [result] = answer["terminateRunResults"]
         assert result["__typename"] == "TerminateRunSuccess", answer
         ended = stack.wait_final([stopped_id], timeout=180)[stopped_id]
         assert ended["status"] == "cancelled", stack.describe([stopped_id])
-        wait_for(lambda: not [c for c in stack.run_containers() if c.id == container_id], 60,
-                 f"the terminated run's container {container_id[:12]} to be gone")
+        wait_for(
+            lambda: not [c for c in stack.run_containers() if c.id == container_id],
+            60,
+            f"the terminated run's container {container_id[:12]} to be gone",
+        )
         [run] = stack.runs_of(stopped_id)  # cancelled, so not retried
         assert run["status"] == "CANCELED", run
         timings["terminated_research_s"] = time.monotonic() - started
@@ -179,6 +200,6 @@ def test_the_compose_stack_on_a_docker_engine():
         stack.down("--volumes")
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
-        (out / "timings.json").write_text(json.dumps(
-            {k: round(v, 1) for k, v in timings.items()}, indent=2) + "\n")
-
+        (out / "timings.json").write_text(
+            json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=2) + "\n"
+        )

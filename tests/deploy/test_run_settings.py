@@ -26,8 +26,11 @@ def settings_named_in_code() -> dict[str, str]:
     found: dict[str, str] = {}
     for path in sorted((REPO / "research_assets").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and SETTING.fullmatch(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and SETTING.fullmatch(node.value)
+            ):
                 found.setdefault(node.value, f"{path.relative_to(REPO)}:{node.lineno}")
     return found
 
@@ -37,7 +40,8 @@ def test_every_setting_the_code_reads_is_forwarded_to_run_containers():
     missing = {name: where for name, where in named.items() if name not in RUN_SETTINGS}
     assert not missing, (
         f"the code reads {missing} but research_assets/settings.py does not list them: run "
-        "containers would not get them")
+        "containers would not get them"
+    )
     # ...and the list holds nothing the code does not read.
     assert set(RUN_SETTINGS) <= set(named), set(RUN_SETTINGS) - set(named)
     assert len(RUN_SETTINGS) == len(set(RUN_SETTINGS))
@@ -55,14 +59,20 @@ def launcher() -> ResearchDockerRunLauncher:
     # The instance config's values, through the launcher's own config schema.
     result = dg._config.process_config(  # type: ignore[attr-defined]
         dg._config.resolve_to_config_type(  # type: ignore[attr-defined]
-            ResearchDockerRunLauncher.config_type()), LAUNCHER["config"])
+            ResearchDockerRunLauncher.config_type()
+        ),
+        LAUNCHER["config"],
+    )
     assert result.success, result.errors
     return ResearchDockerRunLauncher(**result.value)
 
 
 def run(worker: str) -> dg.DagsterRun:
-    return dg.DagsterRun(job_name="research_job", run_id=f"run-{worker}",
-                         tags={"research/worker": worker, "research/id": "r-1"})
+    return dg.DagsterRun(
+        job_name="research_job",
+        run_id=f"run-{worker}",
+        tags={"research/worker": worker, "research/id": "r-1"},
+    )
 
 
 def environment(context) -> dict[str, str]:
@@ -73,16 +83,25 @@ def environment(context) -> dict[str, str]:
 def test_a_run_gets_the_settings_the_daemon_has_and_no_others(monkeypatch):
     for name in RUN_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    for name, value in {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "pw",
-                        "DAGSTER_POSTGRES_HOST": "postgres", "DAGSTER_POSTGRES_DB": "dagster",
-                        "RESEARCH_LOCKBOX_FRACTION": "0.2", "RESEARCH_LLM_MAX_TURNS": "3",
-                        "GATE_BACKTEST_MIN_TRADES": "5", "ANTHROPIC_API_KEY": ""}.items():
+    for name, value in {
+        "DAGSTER_POSTGRES_USER": "dagster",
+        "DAGSTER_POSTGRES_PASSWORD": "pw",
+        "DAGSTER_POSTGRES_HOST": "postgres",
+        "DAGSTER_POSTGRES_DB": "dagster",
+        "RESEARCH_LOCKBOX_FRACTION": "0.2",
+        "RESEARCH_LLM_MAX_TURNS": "3",
+        "GATE_BACKTEST_MIN_TRADES": "5",
+        "ANTHROPIC_API_KEY": "",
+    }.items():
         monkeypatch.setenv(name, value)
     # A trimmed .env (most settings absent) still launches: nothing absent is required.
     env = environment(launcher().get_container_context(run("cpu")))
     assert {k: v for k, v in env.items() if k in RUN_SETTINGS} == {
-        "RESEARCH_LOCKBOX_FRACTION": "0.2", "RESEARCH_LLM_MAX_TURNS": "3",
-        "GATE_BACKTEST_MIN_TRADES": "5", "ANTHROPIC_API_KEY": ""}
+        "RESEARCH_LOCKBOX_FRACTION": "0.2",
+        "RESEARCH_LLM_MAX_TURNS": "3",
+        "GATE_BACKTEST_MIN_TRADES": "5",
+        "ANTHROPIC_API_KEY": "",
+    }
     assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
 
 

@@ -41,9 +41,14 @@ _SCRUBBED = {"MARKET_DATA_DIR"}
 # -- specs -----------------------------------------------------------------------------------
 
 
-def make_spec(*, epochs: int = 8, symbol: str = "EURUSD", early_stopping: bool = True,
-              date_range: dict[str, str] | None = None, name: str | None = None
-              ) -> StrategySpec:
+def make_spec(
+    *,
+    epochs: int = 8,
+    symbol: str = "EURUSD",
+    early_stopping: bool = True,
+    date_range: dict[str, str] | None = None,
+    name: str | None = None,
+) -> StrategySpec:
     """The example spec made small (two-class labels, FX-sized costs, few epochs); more epochs
     without early stopping make training last (about 0.07 s per epoch on BTCUSD/1h)."""
     data = StrategySpec.from_yaml(EXAMPLE_YAML).to_dict()
@@ -65,19 +70,33 @@ def make_spec(*, epochs: int = 8, symbol: str = "EURUSD", early_stopping: bool =
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """This process's environment without anything that changes a research (no API key: the
     offline designer and the rule-based assessor), with DAGSTER_HOME set to ``home``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED}
-    env.update({"DAGSTER_HOME": str(home), "RESEARCH_DESIGNER": "offline",
-                "PYTHONUNBUFFERED": "1", **extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED
+    }
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "RESEARCH_DESIGNER": "offline",
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
     return env
 
 
-def research_cli(home: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def research_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The `research` command as a user runs it, in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
-        env=clean_env(home, **(env or {})), cwd=REPO, timeout=timeout,
+        [sys.executable, "-m", "research_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(home, **(env or {})),
+        cwd=REPO,
+        timeout=timeout,
     )
 
 
@@ -118,10 +137,18 @@ def dagster_home(tmp_path: Path, backend: str) -> Iterator[Path]:
         with conn.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{db_name}"')
         conn.close()
-        config["storage"] = {"postgres": {"postgres_db": {
-            "username": PG["user"], "password": PG["password"], "hostname": PG["host"],
-            "db_name": db_name, "port": PG["port"], "scheme": "postgresql+psycopg2",
-        }}}
+        config["storage"] = {
+            "postgres": {
+                "postgres_db": {
+                    "username": PG["user"],
+                    "password": PG["password"],
+                    "hostname": PG["host"],
+                    "db_name": db_name,
+                    "port": PG["port"],
+                    "scheme": "postgresql+psycopg2",
+                }
+            }
+        }
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (home / "workspace.yaml").write_text(WORKSPACE)
     try:
@@ -170,8 +197,13 @@ def processes_of(home: Path) -> dict[int, str]:
     return found
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.2, on_timeout: Callable[[], str] | None = None) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    on_timeout: Callable[[], str] | None = None,
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -188,8 +220,7 @@ class Daemon:
     server it spawns and the run workers that server spawns). ``env``: variables added to its
     clean environment, which its code server and run workers inherit (GATE_* thresholds)."""
 
-    def __init__(self, home: Path, instance: dg.DagsterInstance,
-                 env: dict[str, str] | None = None):
+    def __init__(self, home: Path, instance: dg.DagsterInstance, env: dict[str, str] | None = None):
         self.home, self.instance, self.env = home, instance, dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "daemon.log"
@@ -200,9 +231,12 @@ class Daemon:
         since = time.time()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                _daemon_command(self.home / "workspace.yaml"), stdout=log,
-                stderr=subprocess.STDOUT, env=clean_env(self.home, **self.env),
-                cwd=str(self.home), start_new_session=True,
+                _daemon_command(self.home / "workspace.yaml"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_env(self.home, **self.env),
+                cwd=str(self.home),
+                start_new_session=True,
             )
         self.started.append(self.process)
         # Ready once its run queue, sensor and monitoring loops have reported in.
@@ -218,8 +252,9 @@ class Daemon:
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"dagster-daemon exited ({self.process.returncode}):\n"
-                                 + self.log_tail())
+            raise AssertionError(
+                f"dagster-daemon exited ({self.process.returncode}):\n" + self.log_tail()
+            )
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -274,10 +309,16 @@ def daemon(dagster_home: Path, instance: dg.DagsterInstance) -> Iterator[Daemon]
 
 # -- reading the instance --------------------------------------------------------------------
 
-IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-               dg.DagsterRunStatus.CANCELING]
-STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-               dg.DagsterEventType.STEP_FAILURE}
+IN_PROGRESS = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
 
 
 def statuses_by_id(instance: dg.DagsterInstance, ids: list[str]) -> dict[str, Any]:
@@ -289,7 +330,8 @@ def statuses_by_id(instance: dg.DagsterInstance, ids: list[str]) -> dict[str, An
 def runs_of(instance: dg.DagsterInstance, research_id: str) -> list[dg.DagsterRun]:
     """Every run of one research, oldest first."""
     records = instance.get_run_records(
-        dg.RunsFilter(tags={"dagster/partition": research_id}), order_by="create_timestamp",
+        dg.RunsFilter(tags={"dagster/partition": research_id}),
+        order_by="create_timestamp",
         ascending=True,
     )
     return [r.dagster_run for r in records]
@@ -304,8 +346,9 @@ def describe(instance: dg.DagsterInstance, ids: list[str]) -> str:
     return "\n".join(lines)
 
 
-def wait_final(instance: dg.DagsterInstance, ids: list[str], timeout: float,
-               daemon: "Daemon | None" = None) -> dict[str, Any]:
+def wait_final(
+    instance: dg.DagsterInstance, ids: list[str], timeout: float, daemon: "Daemon | None" = None
+) -> dict[str, Any]:
     """Wait until every research has ended; their statuses."""
 
     def done():
@@ -314,9 +357,13 @@ def wait_final(instance: dg.DagsterInstance, ids: list[str], timeout: float,
         found = statuses_by_id(instance, ids)
         return found if all(found[i].status in FINAL for i in ids) else None
 
-    return wait_for(done, timeout, f"researches {ids} to end", interval=0.5,
-                    on_timeout=lambda: describe(instance, ids)
-                    + ("\n" + daemon.log_tail(20) if daemon else ""))
+    return wait_for(
+        done,
+        timeout,
+        f"researches {ids} to end",
+        interval=0.5,
+        on_timeout=lambda: describe(instance, ids) + ("\n" + daemon.log_tail(20) if daemon else ""),
+    )
 
 
 def step_events(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
@@ -324,12 +371,15 @@ def step_events(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
 
 
 def step_started(instance: dg.DagsterInstance, run_id: str, step_key: str) -> bool:
-    return any(e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_START
-               for e in step_events(instance, run_id))
+    return any(
+        e.step_key == step_key and e.dagster_event_type == dg.DagsterEventType.STEP_START
+        for e in step_events(instance, run_id)
+    )
 
 
-def step_intervals(instance: dg.DagsterInstance, run_ids: list[str], step_key: str
-                   ) -> list[tuple[float, float]]:
+def step_intervals(
+    instance: dg.DagsterInstance, run_ids: list[str], step_key: str
+) -> list[tuple[float, float]]:
     """[start, end) of every execution of ``step_key`` in these runs, from their event logs; a
     step that never ended lasts until its run ended (or forever)."""
     out = []
@@ -360,14 +410,20 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return most
 
 
-def check_no_stale_pool_slots(instance: dg.DagsterInstance, config: dict[str, Any],
-                              pools: tuple[str, ...] = ("training", "backtest")) -> None:
+def check_no_stale_pool_slots(
+    instance: dg.DagsterInstance,
+    config: dict[str, Any],
+    pools: tuple[str, ...] = ("training", "backtest"),
+) -> None:
     """Fail at once (rather than at a timeout) when a pool slot, or a place in a pool's line, is
     still held by a run that ended a while ago: its steps died with their process, and nothing
     gives the slot back, so every later heavy step waits forever."""
     monitoring = config.get("run_monitoring") or {}
-    grace = float(monitoring.get("free_slots_after_run_end_seconds") or 0) + 2 * float(
-        monitoring.get("poll_interval_seconds") or 120) + 15
+    grace = (
+        float(monitoring.get("free_slots_after_run_end_seconds") or 0)
+        + 2 * float(monitoring.get("poll_interval_seconds") or 120)
+        + 15
+    )
     now = time.time()
     for pool in pools:
         info = instance.event_log_storage.get_concurrency_info(pool)

@@ -31,7 +31,10 @@ NO_RETRY_WINDOW_S = 10
 def cancel_cli(home, research_id: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "research_assets.cli", "cancel", research_id, "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(home),
         cwd=REPO,
     )
 
@@ -49,8 +52,12 @@ def test_cancel_queued_and_running_researches(instance, daemon, dagster_home):
     queued = "r-cancel-c-queued"  # waits behind the two above: cancelled in the queue
     last = "r-cancel-d-other"
     ids = [running, other, queued, last]
-    record_request(instance, running, seed=1,
-                   spec=make_spec(epochs=1000, symbol="BTCUSD", early_stopping=False))
+    record_request(
+        instance,
+        running,
+        seed=1,
+        spec=make_spec(epochs=1000, symbol="BTCUSD", early_stopping=False),
+    )
     for i, research_id in enumerate(ids[1:], 2):
         record_request(instance, research_id, spec=make_spec(), seed=i)
 
@@ -58,16 +65,22 @@ def test_cancel_queued_and_running_researches(instance, daemon, dagster_home):
         runs = runs_of(instance, queued)
         return runs and runs[0].status == dg.DagsterRunStatus.QUEUED and runs[0]
 
-    wait_for(queued_run, 180, f"a queued run of {queued}", on_timeout=lambda: describe(
-        instance, ids))
+    wait_for(
+        queued_run, 180, f"a queued run of {queued}", on_timeout=lambda: describe(instance, ids)
+    )
     cancelling_queued = cancel_cli(dagster_home, queued)
 
     def training_run():
         runs = runs_of(instance, running)
         return runs and step_started(instance, runs[0].run_id, "trained_model") and runs[0]
 
-    run_a = wait_for(training_run, 300, f"{running} to start training", interval=0.5,
-                     on_timeout=lambda: describe(instance, ids))
+    run_a = wait_for(
+        training_run,
+        300,
+        f"{running} to start training",
+        interval=0.5,
+        on_timeout=lambda: describe(instance, ids),
+    )
     result_a = finish(cancel_cli(dagster_home, running))
     cancelled_at = time.monotonic()
     result_c = finish(cancelling_queued)
@@ -97,8 +110,11 @@ def test_cancel_queued_and_running_researches(instance, daemon, dagster_home):
     assert instance.get_run_record_by_id(run_c.run_id).start_time is None
     assert result_c["runs"] == [run_c.run_id]
     # The running one was stopped while training: that step never finished.
-    events = [e for e in instance.all_logs(run_a.run_id)
-              if e.step_key == "trained_model" and e.is_dagster_event]
+    events = [
+        e
+        for e in instance.all_logs(run_a.run_id)
+        if e.step_key == "trained_model" and e.is_dagster_event
+    ]
     assert not any(e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS for e in events)
     assert [r.status for r in runs_of(instance, running)] == [dg.DagsterRunStatus.CANCELED]
 
@@ -109,11 +125,17 @@ def test_cancel_between_a_crash_and_its_retry(instance, will_retry):
     cancel then must stop the retry, not report the research as already ended."""
     research_id = "r-cancel-retrying"
     record_request(instance, research_id, spec=make_spec(), seed=1)
-    run = instance.add_run(dg.DagsterRun(
-        job_name="research_job", status=dg.DagsterRunStatus.FAILURE,
-        tags={"dagster/partition": research_id, "research/worker": "cpu",
-              "dagster/will_retry": str(will_retry).lower()},
-    ))
+    run = instance.add_run(
+        dg.DagsterRun(
+            job_name="research_job",
+            status=dg.DagsterRunStatus.FAILURE,
+            tags={
+                "dagster/partition": research_id,
+                "research/worker": "cpu",
+                "dagster/will_retry": str(will_retry).lower(),
+            },
+        )
+    )
     result = cancel_research(instance, research_id)
     [status] = load_statuses(instance, [research_id])
     if will_retry:

@@ -14,8 +14,12 @@ def test_a_failing_research_fails_alone(instance, daemon):
     others = ["r-iso-ok-1", "r-iso-ok-2"]
     ids = [broken, *others]
     # Nine days of hourly bars: too few to split, so training raises a TrainingError.
-    record_request(instance, broken, seed=1,
-                   spec=make_spec(date_range={"start": "2017-03-01", "end": "2017-03-10"}))
+    record_request(
+        instance,
+        broken,
+        seed=1,
+        spec=make_spec(date_range={"start": "2017-03-01", "end": "2017-03-10"}),
+    )
     for i, research_id in enumerate(others, 2):
         record_request(instance, research_id, spec=make_spec(), seed=i)
 

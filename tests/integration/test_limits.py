@@ -27,8 +27,11 @@ POOL_OF_STEP = {"trained_model": "training", "backtest_report": "backtest"}
 
 
 def cpu_limit_from(config: dict) -> int:
-    [limit] = [rule["limit"] for rule in config["concurrency"]["runs"]["tag_concurrency_limits"]
-               if rule["key"] == WORKER_TAG and rule.get("value") == "cpu"]
+    [limit] = [
+        rule["limit"]
+        for rule in config["concurrency"]["runs"]["tag_concurrency_limits"]
+        if rule["key"] == WORKER_TAG and rule.get("value") == "cpu"
+    ]
     return int(limit)
 
 
@@ -69,8 +72,9 @@ def test_limits_hold_and_excess_researches_queue(instance, daemon, dagster_confi
         assert time.monotonic() < deadline, f"researches did not end:\n{describe(instance, ids)}"
         time.sleep(0.2)
 
-    assert all(s.status in ("completed", "rejected") for s in statuses.values()), (
-        describe(instance, ids))
+    assert all(s.status in ("completed", "rejected") for s in statuses.values()), describe(
+        instance, ids
+    )
     # The limit was reached (runs do go in parallel), and researches beyond it waited.
     assert most_in_progress == cpu_limit
     assert waited_at_limit > 0, "no research ever waited in the queue"

@@ -25,8 +25,12 @@ def test_a_stopped_daemon_is_not_taken_for_a_live_one(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         with LocalDaemon(instance, tmp_path) as daemon:
             assert daemon.started_here
-            wait_for(lambda: daemon_running(instance), 90, "the daemon's first heartbeat",
-                     on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:])
+            wait_for(
+                lambda: daemon_running(instance),
+                90,
+                "the daemon's first heartbeat",
+                on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:],
+            )
         assert not daemon_running(instance)
         with LocalDaemon(instance, tmp_path) as again:
             assert again.started_here
@@ -40,8 +44,12 @@ def test_a_live_daemon_is_never_started_twice(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         with LocalDaemon(instance, tmp_path) as daemon:
             assert daemon.started_here
-            wait_for(lambda: daemon_running(instance), 90, "the daemon's first heartbeats",
-                     on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:])
+            wait_for(
+                lambda: daemon_running(instance),
+                90,
+                "the daemon's first heartbeats",
+                on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:],
+            )
             with LocalDaemon(instance, tmp_path) as second:
                 assert not second.started_here
             # Judged later, when its newest heartbeats are a whole interval old (as they are
@@ -68,5 +76,6 @@ def test_heartbeats_are_judged_as_dagster_judges_them(instance):
     assert not daemon_running(instance, now=now)
     beat(1.0)
     assert daemon_running(instance, now=now)
-    assert not daemon_running(instance, now=now + DEFAULT_HEARTBEAT_INTERVAL_SECONDS
-                              + HEARTBEAT_ALLOWANCE_S + 2)
+    assert not daemon_running(
+        instance, now=now + DEFAULT_HEARTBEAT_INTERVAL_SECONDS + HEARTBEAT_ALLOWANCE_S + 2
+    )

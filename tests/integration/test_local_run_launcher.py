@@ -18,19 +18,25 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def launcher_instance(tmp_path):
-    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"run_launcher": {
-        "module": "research_assets.launcher", "class": "LocalRunLauncher",
-    }}) as instance:
+    with dg.instance_for_test(
+        temp_dir=str(tmp_path),
+        overrides={
+            "run_launcher": {
+                "module": "research_assets.launcher",
+                "class": "LocalRunLauncher",
+            }
+        },
+    ) as instance:
         assert isinstance(instance.run_launcher, LocalRunLauncher)
         assert instance.run_launcher.supports_check_run_worker_health
         yield instance
 
 
 def started_run(instance, grpc_info: dict | None = None) -> dg.DagsterRun:
-    tags = {GRPC_INFO_TAG: json.dumps(grpc_info or {"host": "localhost",
-                                                          "socket": "/tmp/s"})}
-    return instance.add_run(dg.DagsterRun(job_name="research_job", status=dg.DagsterRunStatus
-                                          .STARTED, tags=tags))
+    tags = {GRPC_INFO_TAG: json.dumps(grpc_info or {"host": "localhost", "socket": "/tmp/s"})}
+    return instance.add_run(
+        dg.DagsterRun(job_name="research_job", status=dg.DagsterRunStatus.STARTED, tags=tags)
+    )
 
 
 def health(instance, run) -> WorkerStatus:
@@ -41,26 +47,31 @@ SOCKET = {"host": "localhost", "socket": "/tmp/s"}  # a server the daemon or `da
 PORT = {"host": "localhost", "port": 4266}  # `dagster code-server` on a fixed port
 
 
-@pytest.mark.parametrize(("grpc_info", "code_server_answers", "expected"), [
-    (SOCKET, True, WorkerStatus.FAILED),
-    # A new server gets a new socket: the run's server does not come back.
-    (SOCKET, False, WorkerStatus.FAILED),
-    (PORT, True, WorkerStatus.FAILED),
-    # It may come back on its port; retries need it: judged once it answers.
-    (PORT, False, WorkerStatus.RUNNING),
-])
-def test_a_live_worker_is_running_and_a_killed_one_failed(launcher_instance, monkeypatch,
-                                                          grpc_info, code_server_answers,
-                                                          expected):
-    monkeypatch.setattr(LocalRunLauncher, "_code_server_answers",
-                        lambda self, run: code_server_answers)
+@pytest.mark.parametrize(
+    ("grpc_info", "code_server_answers", "expected"),
+    [
+        (SOCKET, True, WorkerStatus.FAILED),
+        # A new server gets a new socket: the run's server does not come back.
+        (SOCKET, False, WorkerStatus.FAILED),
+        (PORT, True, WorkerStatus.FAILED),
+        # It may come back on its port; retries need it: judged once it answers.
+        (PORT, False, WorkerStatus.RUNNING),
+    ],
+)
+def test_a_live_worker_is_running_and_a_killed_one_failed(
+    launcher_instance, monkeypatch, grpc_info, code_server_answers, expected
+):
+    monkeypatch.setattr(
+        LocalRunLauncher, "_code_server_answers", lambda self, run: code_server_answers
+    )
     run = started_run(launcher_instance, grpc_info)
     assert health(launcher_instance, run) == WorkerStatus.RUNNING  # no pid reported yet
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.1)
         launcher_instance.report_engine_event(
-            f"Executing steps in process (pid: {worker.pid})", run)
+            f"Executing steps in process (pid: {worker.pid})", run
+        )
         assert health(launcher_instance, run) == WorkerStatus.RUNNING
     finally:
         worker.kill()

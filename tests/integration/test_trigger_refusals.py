@@ -44,7 +44,8 @@ def test_trigger_refuses_at_capacity_and_when_the_queue_is_full(instance, dagste
 
     assert full.returncode == 5, full.stderr
     assert full_refusal["triggered"] is False and full_refusal["reason"] == "queue_full", (
-        full_refusal)
+        full_refusal
+    )
     assert (full_refusal["queue_depth"], full_refusal["max_queue_depth"]) == (1, 1)
     assert "queue_full" in full.stderr and "Traceback" not in full.stderr
 

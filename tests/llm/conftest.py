@@ -21,8 +21,12 @@ KEY = "sk-ant-test-SECRET-0123456789abcdef"
 
 def _ds(symbol: str, tf: str, rows: int, start: str, end: str) -> DatasetInfo:
     return DatasetInfo(
-        symbol, tf, Path(f"/data/{symbol}_{tf}.parquet"), rows,
-        pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"),
+        symbol,
+        tf,
+        Path(f"/data/{symbol}_{tf}.parquet"),
+        rows,
+        pd.Timestamp(start, tz="UTC"),
+        pd.Timestamp(end, tz="UTC"),
     )
 
 
@@ -83,41 +87,76 @@ def realistic_memory(n: int = 20) -> ResearchMemory:
         memory = ResearchMemory(records)
         spec = designer.design(DesignRequest(f"r{i:03d}", seed=i), memory, DATASETS).spec
         lift = round(-0.02 + 0.003 * i, 4)
-        training = {"test_accuracy": 0.44 + 0.006 * i, "test_loss": 0.74 - 0.004 * i,
-                    "loss_decrease": 0.31, "f1": 0.41 + 0.005 * i,
-                    "baseline_accuracy": round(0.46 + 0.003 * i, 4), "accuracy_lift": lift,
-                    "loss_ratio": round(1.02 - 0.004 * i, 4)}
+        training = {
+            "test_accuracy": 0.44 + 0.006 * i,
+            "test_loss": 0.74 - 0.004 * i,
+            "loss_decrease": 0.31,
+            "f1": 0.41 + 0.005 * i,
+            "baseline_accuracy": round(0.46 + 0.003 * i, 4),
+            "accuracy_lift": lift,
+            "loss_ratio": round(1.02 - 0.004 * i, 4),
+        }
         kind = i % 4
         if kind == 0:
-            records.append(ResearchRecord(
-                f"r{i:03d}", "rejected", created_at=1_700_000_000 + i, spec=spec,
-                rejected_by="training_gate", rejection_reason="no_accuracy_lift",
-                gate_description=f"accuracy lift {lift:.4g} < 0 (no_accuracy_lift)",
-                training=training,
-            ))
+            records.append(
+                ResearchRecord(
+                    f"r{i:03d}",
+                    "rejected",
+                    created_at=1_700_000_000 + i,
+                    spec=spec,
+                    rejected_by="training_gate",
+                    rejection_reason="no_accuracy_lift",
+                    gate_description=f"accuracy lift {lift:.4g} < 0 (no_accuracy_lift)",
+                    training=training,
+                )
+            )
         elif kind == 1:
             stats = _stats(i)
-            records.append(ResearchRecord(
-                f"r{i:03d}", "rejected", created_at=1_700_000_000 + i, spec=spec,
-                rejected_by="backtest_gate", rejection_reason="no_edge_over_benchmark",
-                gate_description=(
-                    f"excess Sharpe {stats['Excess Sharpe']:.4g} <= 0 (no_edge_over_benchmark); "
-                    f"p-value {stats['p-value']:.4g} > 0.05 (no_edge_over_random)"),
-                training=training, backtest=stats,
-            ))
+            records.append(
+                ResearchRecord(
+                    f"r{i:03d}",
+                    "rejected",
+                    created_at=1_700_000_000 + i,
+                    spec=spec,
+                    rejected_by="backtest_gate",
+                    rejection_reason="no_edge_over_benchmark",
+                    gate_description=(
+                        f"excess Sharpe {stats['Excess Sharpe']:.4g} <= 0 "
+                        "(no_edge_over_benchmark); "
+                        f"p-value {stats['p-value']:.4g} > 0.05 (no_edge_over_random)"
+                    ),
+                    training=training,
+                    backtest=stats,
+                )
+            )
         elif kind == 2 and i % 8 == 6:
-            records.append(ResearchRecord(f"r{i:03d}", "failed", created_at=1_700_000_000 + i,
-                                          spec=spec))
+            records.append(
+                ResearchRecord(f"r{i:03d}", "failed", created_at=1_700_000_000 + i, spec=spec)
+            )
         else:
             stats = _stats(i)
-            a = assess(spec, training, stats, {f"{s}/{tf}": stats
-                                               for s in spec.training_data.symbols
-                                               for tf in spec.training_data.timeframes})
-            records.append(ResearchRecord(
-                f"r{i:03d}", "completed", created_at=1_700_000_000 + i, spec=spec,
-                training=training, backtest=stats, verdict=a.verdict,
-                suggestions=tuple(a.suggestions),
-            ))
+            a = assess(
+                spec,
+                training,
+                stats,
+                {
+                    f"{s}/{tf}": stats
+                    for s in spec.training_data.symbols
+                    for tf in spec.training_data.timeframes
+                },
+            )
+            records.append(
+                ResearchRecord(
+                    f"r{i:03d}",
+                    "completed",
+                    created_at=1_700_000_000 + i,
+                    spec=spec,
+                    training=training,
+                    backtest=stats,
+                    verdict=a.verdict,
+                    suggestions=tuple(a.suggestions),
+                )
+            )
     return ResearchMemory(records)
 
 

@@ -44,8 +44,12 @@ def text(t: str) -> dict[str, Any]:
 
 
 def tool_use(name: str, tool_input: Any, id: str | None = None) -> dict[str, Any]:
-    return {"type": "tool_use", "id": id or f"toolu_{name}_{time.monotonic_ns()}", "name": name,
-            "input": tool_input}
+    return {
+        "type": "tool_use",
+        "id": id or f"toolu_{name}_{time.monotonic_ns()}",
+        "name": name,
+        "input": tool_input,
+    }
 
 
 def message(
@@ -60,21 +64,23 @@ def message(
     """A Messages API response; ``stop_reason`` defaults to tool_use when a tool is called."""
     if stop_reason is None:
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
-    return Reply(body={
-        "id": f"msg_{time.monotonic_ns()}",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": list(content),
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": cache_creation,
-            "cache_read_input_tokens": cache_read,
-        },
-    })
+    return Reply(
+        body={
+            "id": f"msg_{time.monotonic_ns()}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": list(content),
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cache_creation_input_tokens": cache_creation,
+                "cache_read_input_tokens": cache_read,
+            },
+        }
+    )
 
 
 def error(status: int, kind: str, msg: str, headers: dict[str, str] | None = None) -> Reply:
@@ -113,8 +119,10 @@ class FakeAnthropic:
                         fake.requests.append(json.loads(raw))
                     except ValueError:
                         fake.requests.append({"_unparsed": raw.decode(errors="replace")})
-                    reply = fake.replies.pop(0) if fake.replies else error(
-                        500, "api_error", "the fake server has no scripted reply left"
+                    reply = (
+                        fake.replies.pop(0)
+                        if fake.replies
+                        else error(500, "api_error", "the fake server has no scripted reply left")
                     )
                 if self.path.rstrip("/") != "/v1/messages":
                     reply = error(404, "not_found_error", f"no route {self.path}")
@@ -123,8 +131,10 @@ class FakeAnthropic:
                 body = reply.body
                 if isinstance(body, dict) and isinstance(body.get("usage"), dict):
                     if body["usage"].get("input_tokens") == AUTO:
-                        body = {**body, "usage": {**body["usage"],
-                                                  "input_tokens": approx_tokens(len(raw))}}
+                        body = {
+                            **body,
+                            "usage": {**body["usage"], "input_tokens": approx_tokens(len(raw))},
+                        }
                 if isinstance(body, dict | list):
                     data = json.dumps(body).encode()
                 elif isinstance(body, str):

@@ -13,10 +13,19 @@ from tests.llm.fake_anthropic import FakeAnthropic, message, tool_use
 SPEC = StrategySpec.from_yaml(EXAMPLE_YAML)
 TRAINING = {"test_accuracy": 0.53, "test_loss": 0.7, "loss_decrease": 0.4, "f1": math.nan}
 SUMMARY = {
-    "Return [%]": 25.0, "Buy & Hold Return [%]": 10.0, "Sharpe Ratio": 1.5,
-    "Max. Drawdown [%]": -12.0, "Win Rate [%]": 52.0, "# Trades": 80,
-    "Buy & Hold Sharpe Ratio": 0.9, "Excess Sharpe": 0.6, "Excess Return [%]": 15.0,
-    "Beta": 0.2, "Alpha [%]": 11.0, "Deflated Sharpe Ratio": 0.97, "p-value": 0.012,
+    "Return [%]": 25.0,
+    "Buy & Hold Return [%]": 10.0,
+    "Sharpe Ratio": 1.5,
+    "Max. Drawdown [%]": -12.0,
+    "Win Rate [%]": 52.0,
+    "# Trades": 80,
+    "Buy & Hold Sharpe Ratio": 0.9,
+    "Excess Sharpe": 0.6,
+    "Excess Return [%]": 15.0,
+    "Beta": 0.2,
+    "Alpha [%]": 11.0,
+    "Deflated Sharpe Ratio": 0.97,
+    "p-value": 0.012,
 }
 BY_DATASET = {"EURUSD/1h": SUMMARY}
 GOOD = {
@@ -30,8 +39,9 @@ GOOD = {
 
 
 def assess(settings, summary=SUMMARY, trials=12):
-    return ClaudeAssessor(settings).assess(SPEC, TRAINING, summary, {"EURUSD/1h": summary},
-                                           trials=trials)
+    return ClaudeAssessor(settings).assess(
+        SPEC, TRAINING, summary, {"EURUSD/1h": summary}, trials=trials
+    )
 
 
 def test_assessment_happy_path(fake: FakeAnthropic, settings):
@@ -51,9 +61,11 @@ def test_assessment_happy_path(fake: FakeAnthropic, settings):
     assert "deflated by): 12." in prompt
     assert '"Excess Sharpe":0.6' in prompt and '"Deflated Sharpe Ratio":0.97' in prompt
     system = body["system"][0]["text"]
-    assert ("promising: all of Sharpe above 1, max drawdown below 20% and more than 50 trades; "
-            "significant: Deflated Sharpe Ratio at least 0.95 and p-value at most 0.05; and "
-            "better than buy & hold: Excess Sharpe above 0 and Excess Return [%] above 0") in system
+    assert (
+        "promising: all of Sharpe above 1, max drawdown below 20% and more than 50 trades; "
+        "significant: Deflated Sharpe Ratio at least 0.95 and p-value at most 0.05; and "
+        "better than buy & hold: Excess Sharpe above 0 and Excess Return [%] above 0"
+    ) in system
     assert "State the comparison with buy & hold in numbers" in system
     # The prompt never speaks of a lockbox. That no lockbox figure reaches it is checked where
     # one exists: tests/defs/test_lockbox_isolation.py gives researches' lockboxes sentinel
@@ -73,8 +85,10 @@ def test_assessment_happy_path(fake: FakeAnthropic, settings):
     ],
 )
 def test_invalid_assessment_is_corrected(fake: FakeAnthropic, settings, bad, expected):
-    fake.push(message(tool_use("save_assessment", bad, "s1")),
-              message(tool_use("save_assessment", GOOD, "s2")))
+    fake.push(
+        message(tool_use("save_assessment", bad, "s1")),
+        message(tool_use("save_assessment", GOOD, "s2")),
+    )
     assessment, usage = assess(settings)
     assert assessment.verdict == "promising"
     assert usage["turns"] == 2
@@ -107,8 +121,12 @@ def test_the_rule_based_reference_follows_the_new_rules(fake: FakeAnthropic, set
 def test_claude_cannot_call_promising_what_the_rules_do_not(fake: FakeAnthropic, settings):
     """ "promising" promises significance and an edge over buy & hold: a promising verdict from
     Claude on figures that have neither becomes the rules' verdict, with Claude's words kept."""
-    riding = {**SUMMARY, "Buy & Hold Sharpe Ratio": 1.7, "Excess Sharpe": -0.2,
-              "Deflated Sharpe Ratio": 0.6}
+    riding = {
+        **SUMMARY,
+        "Buy & Hold Sharpe Ratio": 1.7,
+        "Excess Sharpe": -0.2,
+        "Deflated Sharpe Ratio": 0.6,
+    }
     fake.push(message(tool_use("save_assessment", GOOD)))
     assessment, _ = assess(settings, riding)
     assert assessment.verdict == "neutral"

@@ -16,24 +16,36 @@ def test_defaults():
     assert s.api_key is None and s.base_url is None and not s.has_key
     assert s.model == DEFAULT_MODEL
     assert (s.max_retries, s.timeout_s, s.max_retry_wait_s, s.max_turns, s.max_tokens) == (
-        2, 60.0, 10.0, 8, 4096
+        2,
+        60.0,
+        10.0,
+        8,
+        4096,
     )
 
 
 def test_values_from_env():
-    s = LLMSettings.from_env({
-        "ANTHROPIC_API_KEY": f" {KEY} ",
-        "ANTHROPIC_BASE_URL": "http://proxy.local:8080",
-        "RESEARCH_LLM_MODEL": "claude-sonnet-5-5",
-        "RESEARCH_LLM_MAX_TURNS": "5",
-        "RESEARCH_LLM_MAX_RETRIES": "1",
-        "RESEARCH_LLM_TIMEOUT_S": "30",
-        "RESEARCH_LLM_MAX_RETRY_WAIT_S": "2.5",
-        "RESEARCH_LLM_MAX_TOKENS": "8000",
-    })
+    s = LLMSettings.from_env(
+        {
+            "ANTHROPIC_API_KEY": f" {KEY} ",
+            "ANTHROPIC_BASE_URL": "http://proxy.local:8080",
+            "RESEARCH_LLM_MODEL": "claude-sonnet-5-5",
+            "RESEARCH_LLM_MAX_TURNS": "5",
+            "RESEARCH_LLM_MAX_RETRIES": "1",
+            "RESEARCH_LLM_TIMEOUT_S": "30",
+            "RESEARCH_LLM_MAX_RETRY_WAIT_S": "2.5",
+            "RESEARCH_LLM_MAX_TOKENS": "8000",
+        }
+    )
     assert s.api_key == KEY and s.base_url == "http://proxy.local:8080"
-    assert (s.model, s.max_turns, s.max_retries, s.timeout_s, s.max_retry_wait_s,
-            s.max_tokens) == ("claude-sonnet-5-5", 5, 1, 30.0, 2.5, 8000)
+    assert (s.model, s.max_turns, s.max_retries, s.timeout_s, s.max_retry_wait_s, s.max_tokens) == (
+        "claude-sonnet-5-5",
+        5,
+        1,
+        30.0,
+        2.5,
+        8000,
+    )
     assert KEY not in repr(s) and KEY not in str(s)
 
 

@@ -37,9 +37,14 @@ EMPTY = ResearchMemory()
 
 
 def save(spec=None, rationale="RSI zones inside a trend; first try.", id=None, **kw):
-    return message(tool_use("save_strategy_config",
-                            {"spec": spec or example_spec_dict(), "rationale": rationale}, id),
-                   **kw)
+    return message(
+        tool_use(
+            "save_strategy_config",
+            {"spec": spec or example_spec_dict(), "rationale": rationale},
+            id,
+        ),
+        **kw,
+    )
 
 
 def design(settings, memory=EMPTY):
@@ -54,8 +59,11 @@ def test_happy_path_discovers_corrects_and_saves(fake: FakeAnthropic, settings):
     bad = example_spec_dict()
     bad["indicators"]["rsi_14"] = {"type": "rsx", "period": 14}
     fake.push(
-        message(text("Let me look."), tool_use("get_available_indicators", {}, "t1"),
-                tool_use("get_available_symbols", {}, "t2")),
+        message(
+            text("Let me look."),
+            tool_use("get_available_indicators", {}, "t1"),
+            tool_use("get_available_symbols", {}, "t2"),
+        ),
         message(tool_use("get_recent_strategies", {"limit": 3, "status": "rejected"}, "t3")),
         save(bad, id="t4"),
         save(id="t5"),
@@ -89,8 +97,11 @@ def test_request_shape_caching_and_context(fake: FakeAnthropic, settings):
     assert body["cache_control"] == {"type": "ephemeral"}
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert [t["name"] for t in body["tools"]] == [
-        "get_available_indicators", "get_available_symbols", "get_recent_strategies",
-        "validate_strategy_config", "save_strategy_config",
+        "get_available_indicators",
+        "get_available_symbols",
+        "get_recent_strategies",
+        "validate_strategy_config",
+        "save_strategy_config",
     ]
     prompt = body["messages"][0]["content"]
     assert "mean reversion on EURUSD" in prompt
@@ -101,10 +112,18 @@ def test_request_shape_caching_and_context(fake: FakeAnthropic, settings):
 
 def test_validate_tool_and_repeat_and_missing_data(fake: FakeAnthropic, settings):
     done = example_spec_dict()
-    memory = ResearchMemory([ResearchRecord(
-        "r001", "completed", 1.0, spec=StrategySpec.from_dict(
-            {**done, "backtest": {"commission": 0.0001, "slippage": 0.00005}}),
-    )])
+    memory = ResearchMemory(
+        [
+            ResearchRecord(
+                "r001",
+                "completed",
+                1.0,
+                spec=StrategySpec.from_dict(
+                    {**done, "backtest": {"commission": 0.0001, "slippage": 0.00005}}
+                ),
+            )
+        ]
+    )
     other = example_spec_dict()
     other["training_data"]["symbols"] = ["USDJPY"]
     fresh = example_spec_dict()
@@ -132,8 +151,7 @@ def test_validate_tool_and_repeat_and_missing_data(fake: FakeAnthropic, settings
         ({"spec": "name: x", "rationale": "r"}, "spec"),
         ({"spec": example_spec_dict()}, "rationale"),
         ({"spec": example_spec_dict(), "rationale": "r", "extra": 1}, "extra"),
-        ({"spec": {**example_spec_dict(), "nn_inputs": "rsi_zone"}, "rationale": "r"},
-         "nn_inputs"),
+        ({"spec": {**example_spec_dict(), "nn_inputs": "rsi_zone"}, "rationale": "r"}, "nn_inputs"),
     ],
 )
 def test_malformed_tool_input_is_an_error_result(fake, settings, bad_input, expected):
@@ -156,8 +174,11 @@ def test_unknown_tool_is_an_error_result(fake: FakeAnthropic, settings):
 
 def test_thinking_blocks_are_echoed_unchanged(fake: FakeAnthropic, settings):
     blocks = [
-        {"type": "thinking", "thinking": "Compare RSI and trend filters.",
-         "signature": "EqQBCkYIARgCKkBz+/sig=="},
+        {
+            "type": "thinking",
+            "thinking": "Compare RSI and trend filters.",
+            "signature": "EqQBCkYIARgCKkBz+/sig==",
+        },
         {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT=="},
         {"type": "thinking", "thinking": "", "signature": "sig-2", "future_field": [1, 2]},
         text("Checking symbols."),
@@ -172,20 +193,35 @@ def test_thinking_blocks_are_echoed_unchanged(fake: FakeAnthropic, settings):
 
 def test_usage_and_cost_are_summed_over_turns(fake: FakeAnthropic, settings):
     fake.push(
-        message(tool_use("get_available_symbols", {}), input_tokens=6000, output_tokens=300,
-                cache_creation=2000, cache_read=0),
-        message(tool_use("get_available_indicators", {}), input_tokens=500, output_tokens=200,
-                cache_creation=700, cache_read=8000),
+        message(
+            tool_use("get_available_symbols", {}),
+            input_tokens=6000,
+            output_tokens=300,
+            cache_creation=2000,
+            cache_read=0,
+        ),
+        message(
+            tool_use("get_available_indicators", {}),
+            input_tokens=500,
+            output_tokens=200,
+            cache_creation=700,
+            cache_read=8000,
+        ),
         save(input_tokens=400, output_tokens=900, cache_creation=100, cache_read=8700),
     )
     usage = design(settings).usage
     p = PRICES["claude-haiku-5-5"]
-    expected = (6900 * p.input + 1400 * p.output + 2800 * p.cache_write
-                + 16700 * p.cache_read) / 1e6
+    expected = (
+        6900 * p.input + 1400 * p.output + 2800 * p.cache_write + 16700 * p.cache_read
+    ) / 1e6
     assert usage == {
-        "input_tokens": 6900, "output_tokens": 1400, "cache_creation_input_tokens": 2800,
-        "cache_read_input_tokens": 16700, "model": "claude-haiku-5-5",
-        "cost_usd": pytest.approx(expected), "turns": 3,
+        "input_tokens": 6900,
+        "output_tokens": 1400,
+        "cache_creation_input_tokens": 2800,
+        "cache_read_input_tokens": 16700,
+        "model": "claude-haiku-5-5",
+        "cost_usd": pytest.approx(expected),
+        "turns": 3,
     }
 
 
@@ -202,8 +238,9 @@ def test_prompt_size_with_twenty_records(fake: FakeAnthropic, settings):
 
 
 @pytest.mark.slow
-def test_no_lockbox_and_no_key_in_request_bodies(fake: FakeAnthropic, settings, instance,
-                                                 small_spec):
+def test_no_lockbox_and_no_key_in_request_bodies(
+    fake: FakeAnthropic, settings, instance, small_spec
+):
     """The memory is built from a real instance whose completed researches have lockbox reports
     with sentinel figures (tests/lockbox_support.py): none of them reaches a request, neither in
     the first message nor in any page of records the tool gives."""
@@ -211,9 +248,11 @@ def test_no_lockbox_and_no_key_in_request_bodies(fake: FakeAnthropic, settings, 
     statuses = load_statuses(instance)
     assert lockbox_fields([s.lockbox for s in statuses]) == set(LOCKBOX_STATS)
     memory = load_memory(instance)
-    fake.push(message(tool_use("get_recent_strategies", {"limit": 50, "include_specs": True})),
-              message(tool_use("get_recent_strategies", {"status": "completed"})),
-              save())
+    fake.push(
+        message(tool_use("get_recent_strategies", {"limit": 50, "include_specs": True})),
+        message(tool_use("get_recent_strategies", {"status": "completed"})),
+        save(),
+    )
     design(settings, memory)
     assert len(fake.raw) == 3
     assert_no_lockbox(*fake.raw, where="the design's requests")
@@ -228,8 +267,9 @@ def test_no_lockbox_and_no_key_in_request_bodies(fake: FakeAnthropic, settings, 
     assert len(completed) == 2
     by_id = {s.id: s for s in statuses}
     for record in completed:
-        assert record["backtest"] == {k: round(v, 4) for k, v in
-                                      by_id[record["id"]].backtest_summary.items()}
+        assert record["backtest"] == {
+            k: round(v, 4) for k, v in by_id[record["id"]].backtest_summary.items()
+        }
 
 
 # -- giving up ---------------------------------------------------------------------------------
@@ -357,15 +397,16 @@ def test_connection_refused_is_unavailable(settings):
 @pytest.mark.parametrize(
     "reply, expected",
     [
-        (Reply(body="<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
-         "not JSON"),
+        (
+            Reply(body="<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+            "not JSON",
+        ),
         (Reply(body=json.dumps(save().body)[:150]), "not JSON"),  # a truncated body
         (Reply(body={"type": "message", "content": "hello"}), "not a Messages API message"),
         (Reply(body={"foo": 1}), "not a Messages API message"),
         (Reply(body=[1, 2]), "JSON list"),
         (Reply(body="null"), "JSON NoneType"),
-        (message(tool_use("save_strategy_config", {}, "x")).body | {"usage": {}},
-         "usage"),
+        (message(tool_use("save_strategy_config", {}, "x")).body | {"usage": {}}, "usage"),
     ],
 )
 def test_bad_responses(fake: FakeAnthropic, settings, reply, expected):
@@ -390,8 +431,16 @@ def test_tool_use_without_id_is_a_bad_response(fake: FakeAnthropic, settings):
     [
         (401, "authentication_error", ["ANTHROPIC_API_KEY was rejected", "check the key"]),
         (403, "permission_error", ["ANTHROPIC_API_KEY", "permissions"]),
-        (404, "not_found_error", ["model 'claude-haiku-5-5' not found", "RESEARCH_LLM_MODEL",
-                                  "claude-sonnet-5-5", "ANTHROPIC_BASE_URL"]),
+        (
+            404,
+            "not_found_error",
+            [
+                "model 'claude-haiku-5-5' not found",
+                "RESEARCH_LLM_MODEL",
+                "claude-sonnet-5-5",
+                "ANTHROPIC_BASE_URL",
+            ],
+        ),
         (400, "invalid_request_error", ["rejected the request", "RESEARCH_LLM_MODEL"]),
     ],
 )
@@ -429,8 +478,15 @@ def test_key_never_in_repr_errors_or_logs(fake: FakeAnthropic, settings, caplog)
         errors.append(e.value)
     fake.push(save())
     d = designer.design(REQUEST, EMPTY, DATASETS)
-    texts = [repr(designer), str(designer), repr(designer.client), repr(settings), str(settings),
-             repr(d.usage), caplog.text]
+    texts = [
+        repr(designer),
+        str(designer),
+        repr(designer.client),
+        repr(settings),
+        str(settings),
+        repr(d.usage),
+        caplog.text,
+    ]
     texts += [f"{e!s} {e!r} {getattr(e, 'usage', '')}" for e in errors]
     for t in texts:
         assert KEY not in t
@@ -471,25 +527,46 @@ def test_first_message_carries_the_benchmark_figures_and_gate_descriptions(
     lines = {line.split(" ", 1)[0]: line for line in prompt.splitlines() if line[:2] == "r0"}
     # a backtest rejection: the failing checks in numbers, then the figures with short names
     r005 = lines["r005"]
-    assert r005.startswith("r005 rejected by backtest_gate: excess Sharpe -0.6 <= 0 "
-                           "(no_edge_over_benchmark); p-value 0.375 > 0.05 (no_edge_over_random)")
-    for figure in ("xs_sharpe -0.6", "xs_ret% -8.7", "beta 0.7", "dsr 0.4", "p 0.375",
-                   "lift -0.005", "loss_ratio 1"):
+    assert r005.startswith(
+        "r005 rejected by backtest_gate: excess Sharpe -0.6 <= 0 "
+        "(no_edge_over_benchmark); p-value 0.375 > 0.05 (no_edge_over_random)"
+    )
+    for figure in (
+        "xs_sharpe -0.6",
+        "xs_ret% -8.7",
+        "beta 0.7",
+        "dsr 0.4",
+        "p 0.375",
+        "lift -0.005",
+        "loss_ratio 1",
+    ):
         assert figure in r005, figure
     # a training rejection
-    assert lines["r004"].startswith("r004 rejected by training_gate: accuracy lift -0.008 < 0 "
-                                    "(no_accuracy_lift)")
+    assert lines["r004"].startswith(
+        "r004 rejected by training_gate: accuracy lift -0.008 < 0 (no_accuracy_lift)"
+    )
     # the legend explains every short name
-    for name in ("xs_sharpe (Sharpe minus buy & hold's)", "dsr (Deflated Sharpe Ratio)",
-                 "p (p-value against random timing)", "lift (accuracy minus always predicting",
-                 "confidence threshold (conf)"):
+    for name in (
+        "xs_sharpe (Sharpe minus buy & hold's)",
+        "dsr (Deflated Sharpe Ratio)",
+        "p (p-value against random timing)",
+        "lift (accuracy minus always predicting",
+        "confidence threshold (conf)",
+    ):
         assert name in prompt, name
 
 
 def test_a_record_without_a_description_shows_its_reason(fake: FakeAnthropic, settings):
-    old = ResearchRecord("r001", "rejected", 1.0, spec=StrategySpec.from_dict(
-        {**example_spec_dict(), "decisions": {"confidence_threshold": 0.55}}),
-        rejected_by="backtest_gate", rejection_reason="sharpe_too_low")
+    old = ResearchRecord(
+        "r001",
+        "rejected",
+        1.0,
+        spec=StrategySpec.from_dict(
+            {**example_spec_dict(), "decisions": {"confidence_threshold": 0.55}}
+        ),
+        rejected_by="backtest_gate",
+        rejection_reason="sharpe_too_low",
+    )
     fake.push(message(tool_use("get_recent_strategies", {})), save())
     design(settings, ResearchMemory([old]))
     prompt = fake.requests[0]["messages"][0]["content"]
@@ -502,14 +579,21 @@ def test_a_record_without_a_description_shows_its_reason(fake: FakeAnthropic, se
 
 def test_the_tool_gives_the_gate_description_and_every_figure(fake: FakeAnthropic, settings):
     memory = realistic_memory(8)
-    fake.push(message(tool_use("get_recent_strategies", {"status": "rejected", "limit": 50})),
-              save())
+    fake.push(
+        message(tool_use("get_recent_strategies", {"status": "rejected", "limit": 50})), save()
+    )
     design(settings, memory)
     records = {r["id"]: r for r in json.loads(fake.tool_results(1)[0]["content"])["records"]}
     r005 = records["r005"]
     assert r005["gate_description"].startswith("excess Sharpe -0.6 <= 0 (no_edge_over_benchmark)")
-    for key in ("Excess Sharpe", "Excess Return [%]", "Buy & Hold Sharpe Ratio", "Beta",
-                "Deflated Sharpe Ratio", "p-value"):
+    for key in (
+        "Excess Sharpe",
+        "Excess Return [%]",
+        "Buy & Hold Sharpe Ratio",
+        "Beta",
+        "Deflated Sharpe Ratio",
+        "p-value",
+    ):
         assert key in r005["backtest"], key
     assert r005["training"]["accuracy_lift"] == -0.005
 
@@ -518,10 +602,20 @@ def test_best_researches_beyond_the_recent_ones_are_ranked_by_excess_sharpe(
     fake: FakeAnthropic, settings
 ):
     memory = realistic_memory(20)
-    riding = ResearchRecord("old-riding", "completed", 1.0, spec=memory.records[3].spec,
-                            backtest={"Sharpe Ratio": 9.0, "Excess Sharpe": 4.0})
-    timing = ResearchRecord("old-timing", "completed", 2.0, spec=memory.records[7].spec,
-                            backtest={"Sharpe Ratio": 6.0, "Excess Sharpe": 5.0})
+    riding = ResearchRecord(
+        "old-riding",
+        "completed",
+        1.0,
+        spec=memory.records[3].spec,
+        backtest={"Sharpe Ratio": 9.0, "Excess Sharpe": 4.0},
+    )
+    timing = ResearchRecord(
+        "old-timing",
+        "completed",
+        2.0,
+        spec=memory.records[7].spec,
+        backtest={"Sharpe Ratio": 6.0, "Excess Sharpe": 5.0},
+    )
     fake.push(save())
     design(settings, ResearchMemory([*memory.records, riding, timing]))
     prompt = fake.requests[0]["messages"][0]["content"]

@@ -40,12 +40,20 @@ def test_priced_models_need_not_be_in_the_sdk_list(caplog):
 
 
 def test_cost_of_one_request():
-    usage = {"input_tokens": 50_000, "output_tokens": 10_000,
-             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    usage = {
+        "input_tokens": 50_000,
+        "output_tokens": 10_000,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert cost_usd("claude-haiku-5-5", usage) == pytest.approx(0.005 + 0.005)
     assert cost_usd("claude-sonnet-5-5", usage) == pytest.approx(0.1 + 0.1)
-    cached = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 80_000,
-              "cache_read_input_tokens": 20_000}
+    cached = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 80_000,
+        "cache_read_input_tokens": 20_000,
+    }
     assert cost_usd("claude-haiku-5-5", cached) == pytest.approx(
         (80_000 * 0.125 + 20_000 * 0.01) / 1e6
     )
@@ -79,12 +87,23 @@ def test_unknown_model_is_priced_at_the_dearest_rate(caplog):
 
 def test_usage_totals_sum_turns():
     totals = UsageTotals(model="claude-haiku-5-5")
-    totals.add({"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 3,
-                "cache_read_input_tokens": 0})
+    totals.add(
+        {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 3,
+            "cache_read_input_tokens": 0,
+        }
+    )
     totals.add({"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": 7})
     d = totals.to_dict()
-    assert d == {"input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 3,
-                 "cache_read_input_tokens": 7, "model": "claude-haiku-5-5",
-                 "cost_usd": pytest.approx((11 * 0.1 + 7 * 0.5 + 3 * 0.125 + 7 * 0.01) / 1e6),
-                 "turns": 2}
+    assert d == {
+        "input_tokens": 11,
+        "output_tokens": 7,
+        "cache_creation_input_tokens": 3,
+        "cache_read_input_tokens": 7,
+        "model": "claude-haiku-5-5",
+        "cost_usd": pytest.approx((11 * 0.1 + 7 * 0.5 + 3 * 0.125 + 7 * 0.01) / 1e6),
+        "turns": 2,
+    }
     assert empty_usage("offline")["turns"] == 0

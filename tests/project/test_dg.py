@@ -30,14 +30,20 @@ def documented(pattern: str) -> str:
 DG_LAUNCH = documented(r"dg launch --assets '([^']+)' --partition \"\$ID\"")
 MATERIALIZE = documented(r"--select '([^']+)' --partition \"\$ID\"")
 # The assets of one research, each partitioned by research.
-RESEARCH_ASSETS = {"strategy_spec", "trained_model", "backtest_report", "assessment",
-                   "lockbox_report"}
+RESEARCH_ASSETS = {
+    "strategy_spec",
+    "trained_model",
+    "backtest_report",
+    "assessment",
+    "lockbox_report",
+}
 
 
 def run(*command: str, home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "DAGSTER_HOME": str(home), **OPEN_GATES_ENV}
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=timeout)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -55,13 +61,29 @@ def spec_file(tmp_path, small_spec) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [
-    pytest.param(lambda id_: [str(BIN / "dg"), "launch", "--assets", DG_LAUNCH,
-                              "--partition", id_], id="dg_launch"),
-    pytest.param(lambda id_: [str(BIN / "dagster"), "asset", "materialize", "-m",
-                              "research_assets.definitions", "--select", MATERIALIZE,
-                              "--partition", id_], id="dagster_asset_materialize"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(
+            lambda id_: [str(BIN / "dg"), "launch", "--assets", DG_LAUNCH, "--partition", id_],
+            id="dg_launch",
+        ),
+        pytest.param(
+            lambda id_: [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "research_assets.definitions",
+                "--select",
+                MATERIALIZE,
+                "--partition",
+                id_,
+            ],
+            id="dagster_asset_materialize",
+        ),
+    ],
+)
 def test_the_readme_runs_a_triggered_research_to_its_end(home, spec_file, command):
     trigger = run(str(BIN / "research"), "trigger", "--spec", str(spec_file), home=home)
     assert trigger.returncode == 0, trigger.stderr
@@ -71,8 +93,11 @@ def test_the_readme_runs_a_triggered_research_to_its_end(home, spec_file, comman
     assert done.returncode == 0, done.stderr[-3000:]
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        materialized = {name for name in RESEARCH_ASSETS
-                        if research_id in instance.get_materialized_partitions(dg.AssetKey(name))}
+        materialized = {
+            name
+            for name in RESEARCH_ASSETS
+            if research_id in instance.get_materialized_partitions(dg.AssetKey(name))
+        }
     assert materialized == RESEARCH_ASSETS
     status = run(str(BIN / "research"), "status", research_id, "--json", home=home)
     [research] = json.loads(status.stdout.strip().splitlines()[-1])["researches"]

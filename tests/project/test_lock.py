@@ -48,8 +48,13 @@ def test_torch_is_the_public_version_with_no_local_build_label():
 
 
 def _check(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/lock.py", "--check"], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "scripts/lock.py", "--check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -66,11 +71,14 @@ def test_the_committed_lock_is_current(copy_of_project):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("change", [
-    ('"numpy>=2.0,<3"', '"numpy>=2.1,<3"'),                 # a range changed
-    ('"anthropic>=2.0,<3",', '"anthropic>=2.0,<3",\n  "scipy>=1.13",'),  # a dependency added
-    ('"pytest>=8",', '"pytest>=9",'),                        # the dev extra changed
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ('"numpy>=2.0,<3"', '"numpy>=2.1,<3"'),  # a range changed
+        ('"anthropic>=2.0,<3",', '"anthropic>=2.0,<3",\n  "scipy>=1.13",'),  # a dependency added
+        ('"pytest>=8",', '"pytest>=9",'),  # the dev extra changed
+    ],
+)
 def test_a_changed_pyproject_without_relocking_is_refused(copy_of_project, change):
     pyproject = copy_of_project / "pyproject.toml"
     text = pyproject.read_text()

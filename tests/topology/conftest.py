@@ -97,7 +97,11 @@ class Service:
         assert self.process is None or self.process.poll() is not None, f"{self.name} is running"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(cwd),
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=str(cwd),
                 start_new_session=True,
             )
         self.history.append(self.process)
@@ -107,8 +111,9 @@ class Service:
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"{self.name} exited ({self.process.returncode}):\n"
-                                 + self.log_tail())
+            raise AssertionError(
+                f"{self.name} exited ({self.process.returncode}):\n" + self.log_tail()
+            )
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -145,23 +150,63 @@ class Topology:
         self.code_port, self.web_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.workspace = home / "workspace.yaml"
-        self.workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-            "host": "127.0.0.1", "port": self.code_port, "location_name": LOCATION}}]}))
+        self.workspace.write_text(
+            yaml.safe_dump(
+                {
+                    "load_from": [
+                        {
+                            "grpc_server": {
+                                "host": "127.0.0.1",
+                                "port": self.code_port,
+                                "location_name": LOCATION,
+                            }
+                        }
+                    ]
+                }
+            )
+        )
         config = yaml.safe_load(REPO_DAGSTER_YAML.read_text())
         config["storage"] = postgres_storage(db_name)
         (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         self.instance = dg.DagsterInstance.from_config(str(home))
-        self.code_server = Service("code server", [
-            str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
-            "-p", str(self.code_port), "-m", "research_assets.definitions",
-            "--location-name", LOCATION,
-        ], self.env(**OPEN_GATES), home / "code-server.log")
-        self.daemon = Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w",
-                                         str(self.workspace)], self.env(), home / "daemon.log")
-        self.webserver = Service("webserver", [
-            str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.web_port),
-            "-w", str(self.workspace),
-        ], self.env(), home / "webserver.log")
+        self.code_server = Service(
+            "code server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.code_port),
+                "-m",
+                "research_assets.definitions",
+                "--location-name",
+                LOCATION,
+            ],
+            self.env(**OPEN_GATES),
+            home / "code-server.log",
+        )
+        self.daemon = Service(
+            "daemon",
+            [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)],
+            self.env(),
+            home / "daemon.log",
+        )
+        self.webserver = Service(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.web_port),
+                "-w",
+                str(self.workspace),
+            ],
+            self.env(),
+            home / "webserver.log",
+        )
         self.services = [self.code_server, self.daemon, self.webserver]
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -187,8 +232,12 @@ class Topology:
             return wanted <= {k for k, hb in beats.items() if hb.timestamp >= since}
 
         wait_for(daemon_ready, 120, "daemon heartbeats", on_timeout=self.logs)
-        wait_for(self.webserver_ready, 120, "the webserver to load the code location",
-                 on_timeout=self.logs)
+        wait_for(
+            self.webserver_ready,
+            120,
+            "the webserver to load the code location",
+            on_timeout=self.logs,
+        )
 
     def start_code_server(self, timeout: float = 120) -> None:
         self.code_server.start(self.home)
@@ -211,14 +260,19 @@ class Topology:
         if not port_open(self.web_port):
             return False
         try:
-            data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries {"
-                                " name loadStatus locationOrLoadError { __typename } } } } }")
+            data = self.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries {"
+                " name loadStatus locationOrLoadError { __typename } } } } }"
+            )
         except (OSError, urllib.error.URLError, AssertionError):
             return False
         entries = data["workspaceOrError"]["locationEntries"]
-        return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED"
-                   and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                   for e in entries)
+        return any(
+            e["name"] == LOCATION
+            and e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in entries
+        )
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -235,22 +289,29 @@ class Topology:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None,
-                timeout: float = 30) -> dict[str, Any]:
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30
+    ) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read())
         assert not payload.get("errors"), payload["errors"]
         return payload["data"]
 
-    def research(self, *args: str, timeout: float = 120,
-                 **env: str) -> subprocess.CompletedProcess[str]:
+    def research(
+        self, *args: str, timeout: float = 120, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         """The `research` command as a user runs it, on this DAGSTER_HOME."""
         return subprocess.run(
-            [sys.executable, "-m", "research_assets.cli", *args], capture_output=True, text=True,
-            env=self.env(**env), cwd=REPO, timeout=timeout,
+            [sys.executable, "-m", "research_assets.cli", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            cwd=REPO,
+            timeout=timeout,
         )
 
     def trigger(self, *args: str) -> str:
@@ -274,26 +335,38 @@ class Topology:
     def wait_final(self, ids: list[str], timeout: float) -> dict[str, Any]:
         """Poll the instance (the records `research status` reads) until every research has
         ended; returns the statuses."""
+
         def done() -> dict[str, Any] | None:
             for service in self.services:
                 service.check_alive()
             found = self.statuses(ids)
             return found if all(found[i].status in FINAL for i in ids) else None
 
-        return wait_for(done, timeout, f"researches {ids} to end", interval=1.0,
-                        on_timeout=lambda: f"{self.describe(ids)}\n{self.logs()}")
+        return wait_for(
+            done,
+            timeout,
+            f"researches {ids} to end",
+            interval=1.0,
+            on_timeout=lambda: f"{self.describe(ids)}\n{self.logs()}",
+        )
 
     def runs_of(self, research_id: str) -> list[dg.DagsterRun]:
         """Every run of one research, newest first."""
-        return [rec.dagster_run for rec in self.instance.get_run_records(
-            dg.RunsFilter(tags={"dagster/partition": research_id}))]
+        return [
+            rec.dagster_run
+            for rec in self.instance.get_run_records(
+                dg.RunsFilter(tags={"dagster/partition": research_id})
+            )
+        ]
 
     def describe(self, ids: list[str]) -> str:
         lines = [f"{s.id}: {s.status} {s.phase} {s.reason}" for s in self.statuses(ids).values()]
         for rec in self.instance.get_run_records():
             run = rec.dagster_run
-            lines.append(f"run {run.run_id[:8]} {run.tags.get('dagster/partition')} "
-                         f"{run.status.value} {run.tags.get('dagster/retry_number', '')}")
+            lines.append(
+                f"run {run.run_id[:8]} {run.tags.get('dagster/partition')} "
+                f"{run.status.value} {run.tags.get('dagster/retry_number', '')}"
+            )
         return "\n".join(lines)
 
 
@@ -310,9 +383,16 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @contextlib.contextmanager
@@ -325,8 +405,11 @@ def chromium_page(tmp_path: Path) -> Iterator[Any]:
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1000},
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1000},
         )
         try:
             # The SPA renders slowly on a shared 2-core machine.

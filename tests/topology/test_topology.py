@@ -39,8 +39,7 @@ REPOSITORY = {"repositoryName": "__repository__", "repositoryLocationName": LOCA
 
 
 def add_partition_through_graphql(topology: Topology, key: str) -> None:
-    data = topology.graphql(ADD_PARTITION, {"selector": REPOSITORY, "name": "research",
-                                            "key": key})
+    data = topology.graphql(ADD_PARTITION, {"selector": REPOSITORY, "name": "research", "key": key})
     result = data["addDynamicPartition"]
     assert result["__typename"] == "AddDynamicPartitionSuccess", result
     assert result["partitionKey"] == key
@@ -158,11 +157,16 @@ def test_ui_shows_the_graph_gates_and_a_backtest_and_launches_a_research(
         row.scroll_into_view_if_needed()
         shot(page, "05-backtest-report-statistics.png")
         row.get_by_text("[Show Markdown]").click()
-        picture = page.get_by_role("dialog").filter(has_text="equity_curve") \
-            .locator("img[src^='data:image/png']").first
+        picture = (
+            page.get_by_role("dialog")
+            .filter(has_text="equity_curve")
+            .locator("img[src^='data:image/png']")
+            .first
+        )
         picture.wait_for()
         width, height = picture.evaluate(
-            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])"
+        )
         assert width > 100 and height > 100, (width, height)
         shot(page, "06-backtest-report-equity-curve.png")
 
@@ -186,8 +190,9 @@ def test_a_research_survives_its_code_server_being_killed_mid_run(topology: Topo
     # About 0.07 s an epoch on an idle core (10 s), several times that on a busy one: the kill,
     # 2 s after training starts, lands inside training.
     spec_file = topology.home / "slow_spec.yaml"
-    spec_file.write_text(make_spec(name="slow_kill", epochs=150, symbol="BTCUSD",
-                                   early_stopping=False).to_yaml())
+    spec_file.write_text(
+        make_spec(name="slow_kill", epochs=150, symbol="BTCUSD", early_stopping=False).to_yaml()
+    )
     research_id = topology.trigger("--spec", str(spec_file))
 
     def training_run() -> dg.DagsterRun | None:
@@ -195,46 +200,77 @@ def test_a_research_survives_its_code_server_being_killed_mid_run(topology: Topo
         for run in topology.runs_of(research_id):
             if run.status == dg.DagsterRunStatus.STARTED and any(
                 e.dagster_event and e.dagster_event.step_key == "trained_model"
-                for e in topology.instance.all_logs(run.run_id,
-                                                    of_type=dg.DagsterEventType.STEP_START)
+                for e in topology.instance.all_logs(
+                    run.run_id, of_type=dg.DagsterEventType.STEP_START
+                )
             ):
                 return run
         return None
 
-    run = wait_for(training_run, 240, "the research's run to start training", interval=1.0,
-                   on_timeout=lambda: topology.describe([research_id]) + topology.logs())
+    run = wait_for(
+        training_run,
+        240,
+        "the research's run to start training",
+        interval=1.0,
+        on_timeout=lambda: topology.describe([research_id]) + topology.logs(),
+    )
     time.sleep(2)
     group = topology.code_server.process.pid  # type: ignore[union-attr]
     topology.code_server.kill_group()
     # The run worker was in the code server's process group: it died with it.
-    wait_for(lambda: not group_members(group), 15, f"process group {group} to die",
-             on_timeout=lambda: str(group_members(group)))
+    wait_for(
+        lambda: not group_members(group),
+        15,
+        f"process group {group} to die",
+        on_timeout=lambda: str(group_members(group)),
+    )
     assert topology.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
 
     topology.start_code_server()
     assert topology.code_server.process.pid != group  # type: ignore[union-attr]
-    wait_for(topology.webserver_ready, 90, "the webserver to reload the restarted code server",
-             interval=1.0, on_timeout=topology.logs)
+    wait_for(
+        topology.webserver_ready,
+        90,
+        "the webserver to reload the restarted code server",
+        interval=1.0,
+        on_timeout=topology.logs,
+    )
 
     # Run monitoring (every 5 s) marks the run failed, and run retries re-execute it from the
     # failure.
     def original_run_ended() -> bool:
         return topology.instance.get_run_by_id(run.run_id).status != dg.DagsterRunStatus.STARTED
 
-    wait_for(original_run_ended, 60, f"run {run.run_id} to leave STARTED after its worker was "
-             "killed with the code server (run monitoring polls every 5 s). With the default "
-             "run launcher, run monitoring cannot see a dead run worker: DefaultRunLauncher "
-             "does not support run worker health checks, so the run stays STARTED and is never "
-             "retried", interval=1.0,
-             on_timeout=lambda: topology.describe([research_id]) + "\n" + topology.logs())
+    wait_for(
+        original_run_ended,
+        60,
+        f"run {run.run_id} to leave STARTED after its worker was "
+        "killed with the code server (run monitoring polls every 5 s). With the default "
+        "run launcher, run monitoring cannot see a dead run worker: DefaultRunLauncher "
+        "does not support run worker health checks, so the run stays STARTED and is never "
+        "retried",
+        interval=1.0,
+        on_timeout=lambda: topology.describe([research_id]) + "\n" + topology.logs(),
+    )
     assert topology.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
 
     def retry_of_the_run() -> dg.DagsterRun | None:
-        return next((r for r in topology.runs_of(research_id)
-                     if r.tags.get("dagster/parent_run_id") == run.run_id), None)
+        return next(
+            (
+                r
+                for r in topology.runs_of(research_id)
+                if r.tags.get("dagster/parent_run_id") == run.run_id
+            ),
+            None,
+        )
 
-    retry = wait_for(retry_of_the_run, 60, f"run retries to re-execute run {run.run_id}",
-                     interval=1.0, on_timeout=lambda: topology.describe([research_id]))
+    retry = wait_for(
+        retry_of_the_run,
+        60,
+        f"run retries to re-execute run {run.run_id}",
+        interval=1.0,
+        on_timeout=lambda: topology.describe([research_id]),
+    )
     assert retry.tags.get("dagster/retry_number") == "1", retry.tags
     assert retry.tags.get("dagster/retry_strategy", "FROM_FAILURE") == "FROM_FAILURE", retry.tags
 
@@ -243,6 +279,8 @@ def test_a_research_survives_its_code_server_being_killed_mid_run(topology: Topo
     assert status["status"] in VERDICT, (status, topology.describe([research_id]))
     assert status["run_id"] != run.run_id
     # The design was not repeated: strategy_spec was materialized once for this research.
-    designs = topology.instance.fetch_materializations(AssetRecordsFilter(
-        asset_key=dg.AssetKey("strategy_spec"), asset_partitions=[research_id]), limit=10)
+    designs = topology.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=dg.AssetKey("strategy_spec"), asset_partitions=[research_id]),
+        limit=10,
+    )
     assert len(designs.records) == 1, [r.run_id for r in designs.records]

@@ -19,8 +19,11 @@ from tests.topology.test_topology import add_partition_through_graphql
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
-SENSOR = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION,
-          "sensorName": "research_intake"}
+SENSOR = {
+    "repositoryName": "__repository__",
+    "repositoryLocationName": LOCATION,
+    "sensorName": "research_intake",
+}
 SENSOR_STATE = """
 query Intake($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { id status } } }
@@ -108,11 +111,14 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             pick_partition(page, key, ui_artifacts)
             # The Launchpad's editor (CodeMirror) holds the partition's default config: the
             # research's inputs go next to it.
-            default = page.evaluate("() => document.querySelector('.CodeMirror')"
-                                    ".CodeMirror.getValue()")
+            default = page.evaluate(
+                "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
+            )
             config = {**(yaml.safe_load(default) or {}), **CONFIG}
-            page.evaluate("text => document.querySelector('.CodeMirror').CodeMirror"
-                          ".setValue(text)", yaml.safe_dump(config, sort_keys=False))
+            page.evaluate(
+                "text => document.querySelector('.CodeMirror').CodeMirror.setValue(text)",
+                yaml.safe_dump(config, sort_keys=False),
+            )
             page.get_by_text(str(SEED)).first.wait_for()
             page.get_by_text("No errors").first.wait_for()
             shot(page, "launchpad-01-config.png")
@@ -169,7 +175,7 @@ mutation Materialize($params: ExecutionParams!) {
 
 
 def test_materialize_in_the_asset_graph_counts_against_a_worker_class(topology: Topology):
-    """"Materialize" in the asset graph launches Dagster's implicit asset job with the request
+    """ "Materialize" in the asset graph launches Dagster's implicit asset job with the request
     the UI sends (executionParamsForAssetJob in LaunchAssetExecutionButton.tsx): no job tags.
     The run queue still tags the run with its worker class, so the worker limits apply."""
     key = f"r-mat-{uuid.uuid4().hex[:8]}"
@@ -177,12 +183,20 @@ def test_materialize_in_the_asset_graph_counts_against_a_worker_class(topology: 
     try:
         add_partition_through_graphql(topology, key)
         params = {
-            "mode": "default", "runConfigData": "{}",
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key},
-                                           {"key": "dagster/from_ui", "value": "true"}]},
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                         "pipelineName": "__ASSET_JOB",
-                         "assetSelection": [{"path": ["strategy_spec"]}]},
+            "mode": "default",
+            "runConfigData": "{}",
+            "executionMetadata": {
+                "tags": [
+                    {"key": "dagster/partition", "value": key},
+                    {"key": "dagster/from_ui", "value": "true"},
+                ]
+            },
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [{"path": ["strategy_spec"]}],
+            },
         }
         launched = topology.graphql(MATERIALIZE, {"params": params})["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched

@@ -70,8 +70,9 @@ class _Context:
     # The available datasets by (symbol, timeframe), whose bars give the volatility.
     datasets: dict[tuple[str, str], "DatasetInfo"] = field(default_factory=dict)
 
-    def sigma(self, symbols: Sequence[str], timeframe: str,
-              date_range: dict[str, Any] | None = None) -> tuple[float, bool]:
+    def sigma(
+        self, symbols: Sequence[str], timeframe: str, date_range: dict[str, Any] | None = None
+    ) -> tuple[float, bool]:
         """The per-bar volatility of ``symbols`` (their mean), and whether every symbol's was
         measured from its bars (else guessed from its name)."""
         start, end = (date_range or {}).get("start"), (date_range or {}).get("end")

@@ -112,5 +112,7 @@ def _explore(ctx: _Context) -> tuple[dict[str, Any], str]:
     return d, note
 
 
-_SIGMA_SOURCE = {True: "measured on the bars before the lockbox",
-                 False: "guessed from the symbols' names"}
+_SIGMA_SOURCE = {
+    True: "measured on the bars before the lockbox",
+    False: "guessed from the symbols' names",
+}

@@ -269,8 +269,13 @@ def _mutation_weights(ctx: _Context) -> list[float]:
         if ctx.steer.no_edge:  # other inputs rather than tuning these
             if fn in (_mutate_add_indicator, _mutate_remove_indicator):
                 w *= 3
-            elif fn in (_mutate_period, _mutate_shift_fuzzy, _mutate_add_membership,
-                        _mutate_network, _mutate_epochs):
+            elif fn in (
+                _mutate_period,
+                _mutate_shift_fuzzy,
+                _mutate_add_membership,
+                _mutate_network,
+                _mutate_epochs,
+            ):
                 w *= 0.5
         weights.append(w)
     return weights

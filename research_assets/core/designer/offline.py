@@ -60,7 +60,6 @@ How the offline designer works:
   available; exploitation only picks past researches compatible with them.
 """
 
-
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -124,7 +123,10 @@ class OfflineDesigner:
             )
         rng = random.Random(request.seed)
         ctx = _Context(
-            rng, by_timeframe, Steer.from_memory(memory), _Brief.parse(request.brief, datasets),
+            rng,
+            by_timeframe,
+            Steer.from_memory(memory),
+            _Brief.parse(request.brief, datasets),
             random.Random(f"decisions/{request.seed}"),
             {(ds.symbol, ds.timeframe): ds for ds in datasets},
         )

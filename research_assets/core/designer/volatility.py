@@ -76,13 +76,29 @@ def dataset_sigma(
         start, end = _as_date(start), _as_date(end)
     except (OSError, ValueError):
         return None
-    return _measured_sigma(str(path), info.symbol, info.timeframe, st.st_mtime_ns, st.st_size,
-                           _lockbox_fraction(), start, end)
+    return _measured_sigma(
+        str(path),
+        info.symbol,
+        info.timeframe,
+        st.st_mtime_ns,
+        st.st_size,
+        _lockbox_fraction(),
+        start,
+        end,
+    )
 
 
 @functools.lru_cache(maxsize=256)
-def _measured_sigma(path: str, symbol: str, timeframe: str, mtime_ns: int, size: int,
-                    lockbox: float, start: date | None, end: date | None) -> float | None:
+def _measured_sigma(
+    path: str,
+    symbol: str,
+    timeframe: str,
+    mtime_ns: int,
+    size: int,
+    lockbox: float,
+    start: date | None,
+    end: date | None,
+) -> float | None:
     """See :func:`dataset_sigma`; ``mtime_ns`` and ``size`` are only part of the cache key."""
     from research_assets.core.data import load_bars
 
