@@ -27,6 +27,7 @@ import docker
 import docker.errors
 
 from tests.ci_support import skip_or_fail_in_ci
+from tests.graphql_support import graphql
 from tests.integration.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,14 +196,7 @@ class Stack:
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30
     ) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = json.loads(resp.read())
-        assert not payload.get("errors"), payload["errors"]
-        return payload["data"]
+        return graphql(self.url, query, variables, timeout)
 
     def service(self, name: str) -> Any:
         """The running container of a compose service."""

@@ -32,6 +32,7 @@ import yaml
 
 from tests.ci_support import skip_or_fail_in_ci
 from tests.gate_support import OPEN_GATES_ENV
+from tests.graphql_support import graphql
 from tests.integration.conftest import clean_env, processes_of, wait_for
 from tests.postgres_support import fresh_database, postgres_storage
 
@@ -292,14 +293,7 @@ class Topology:
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30
     ) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = json.loads(resp.read())
-        assert not payload.get("errors"), payload["errors"]
-        return payload["data"]
+        return graphql(self.url, query, variables, timeout)
 
     def research(
         self, *args: str, timeout: float = 120, **env: str
