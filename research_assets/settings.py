@@ -2,7 +2,7 @@
 
 The Docker run launcher (``research_assets.docker_launcher``) forwards exactly these from the
 daemon's environment into each run's container, so a run sees the same split fractions, gates,
-LLM limits and data directory as the code server. ``tests/deploy/test_settings.py`` fails when
+LLM limits and data directory as the code server. ``tests/deploy/test_run_settings.py`` fails when
 the code reads a ``RESEARCH_*``, ``GATE_*``, ``ANTHROPIC_*`` or ``MARKET_DATA_DIR`` name that is
 not listed here. Each is optional: an unset one is not forwarded and the run uses its default.
 """
