@@ -52,7 +52,7 @@ test: check-lock setup lint check-defs
 	bash scripts/ensure_system_packages.sh
 	bash scripts/ensure_docker.sh
 	bash scripts/ensure_sample_sources.sh $(BIN)/python $(SAMPLE_SOURCES)
-	SAMPLE_DATA_DOWNLOAD_DIR=$(CURDIR)/$(SAMPLE_SOURCES) $(BIN)/pytest -n 4 --maxschedchunk 1
+	SAMPLE_DATA_DOWNLOAD_DIR=$(CURDIR)/$(SAMPLE_SOURCES) $(BIN)/pytest -n 4
 
 # Only the integration suites.
 test-integration: setup
