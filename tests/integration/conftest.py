@@ -286,9 +286,11 @@ class Daemon:
 
 def stop_and_check_no_strays(daemon: Daemon, home: Path) -> None:
     daemon.stop()
-    # A run worker that was still exiting gets a moment; then anything left is a leak.
+    # A run worker that was still exiting gets a moment; then anything left is a leak. The
+    # daemon's code server (`dagster api grpc --heartbeat --heartbeat-timeout 20`) exits only once
+    # it has missed its parent's heartbeats for 20 s, so the moment is longer than that.
     try:
-        wait_for(lambda: not processes_of(home), 15, "the processes of this instance to exit")
+        wait_for(lambda: not processes_of(home), 45, "the processes of this instance to exit")
     except AssertionError:
         strays = processes_of(home)
         for pid in strays:
