@@ -17,6 +17,15 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _wait_for_first_heartbeats(daemon: LocalDaemon, instance: dg.DagsterInstance) -> None:
+    wait_for(
+        lambda: daemon_running(instance),
+        90,
+        "the daemon's first heartbeats",
+        on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:],
+    )
+
+
 def test_a_stopped_daemon_is_not_taken_for_a_live_one(tmp_path, monkeypatch):
     """Right after our daemon stops, the next `research run` must start its own: the stopped
     daemon's heartbeats must not read as a live daemon (they stay fresh for 30 s)."""
@@ -25,12 +34,7 @@ def test_a_stopped_daemon_is_not_taken_for_a_live_one(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         with LocalDaemon(instance, tmp_path) as daemon:
             assert daemon.started_here
-            wait_for(
-                lambda: daemon_running(instance),
-                90,
-                "the daemon's first heartbeat",
-                on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:],
-            )
+            _wait_for_first_heartbeats(daemon, instance)
         assert not daemon_running(instance)
         with LocalDaemon(instance, tmp_path) as again:
             assert again.started_here
@@ -44,12 +48,7 @@ def test_a_live_daemon_is_never_started_twice(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         with LocalDaemon(instance, tmp_path) as daemon:
             assert daemon.started_here
-            wait_for(
-                lambda: daemon_running(instance),
-                90,
-                "the daemon's first heartbeats",
-                on_timeout=lambda: daemon.log_path.read_text(errors="replace")[-2000:],
-            )
+            _wait_for_first_heartbeats(daemon, instance)
             with LocalDaemon(instance, tmp_path) as second:
                 assert not second.started_here
             # Judged later, when its newest heartbeats are a whole interval old (as they are
