@@ -115,7 +115,7 @@ TARGET_STATUS_S = 2.0
 TARGET_METRICS_S = 3.0
 TARGET_FIRST_S, TARGET_FIRST_MB = 60.0, 1024
 # Bump when the shape of the built instance changes, so that a stale cache is rebuilt.
-BUILD_VERSION = 6  # 6: with the research summaries the research_summaries sensor keeps
+BUILD_VERSION = 7  # 7: view entries carry token totals; 6: with the research summaries
 TEMPLATE_VERSION = 1  # of the cached metadata templates (one real research)
 
 # A research's environment: offline designer and rule-based assessor, no key, no limits at

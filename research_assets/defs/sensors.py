@@ -7,7 +7,8 @@ recorded request as ``strategy_spec``'s run config (research_config.py). ``resea
 
 To launch a new research from the Launchpad with config of your own, stop ``research_intake``
 while you add its partition and launch it: the intake launches a run for every new partition
-within seconds. Once started again it leaves a partition that has a run alone.
+within seconds. (A tick already under way when it is stopped still ends; its sensor page shows
+it.) Once started again it leaves a partition that has a run alone.
 """
 
 import os
@@ -123,6 +124,7 @@ def research_autopilot(context: dg.SensorEvaluationContext) -> dg.SensorResult |
 
 # Runs read per tick; the cursor carries on from the last one read.
 SUMMARY_PAGE = 500
+_OVERLAP_S = 1.0
 
 
 @dg.sensor(
@@ -137,8 +139,11 @@ def research_summaries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     # marked by Dagster. Readers check every summary against the instance; this only saves them
     # reading the events again (a change missed here is read by the next `research status`).
     since = float(context.cursor) if context.cursor else 0.0
+    # The filter is strict (update_timestamp > after) and SQLite keeps whole seconds: a run
+    # updated in the cursor's own second, after the last tick, is read again from one second
+    # back (re-reading a summary that is current costs only its fingerprint).
     records = context.instance.get_run_records(
-        dg.RunsFilter(updated_after=datetime.fromtimestamp(since, UTC)),
+        dg.RunsFilter(updated_after=datetime.fromtimestamp(max(since - _OVERLAP_S, 0.0), UTC)),
         limit=SUMMARY_PAGE,
         order_by="update_timestamp",
         ascending=True,
@@ -147,5 +152,10 @@ def research_summaries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     if ids:
         read_statuses(context.instance, ids)
     if records:
-        context.update_cursor(str(records[-1].update_timestamp.timestamp()))
+        last = records[-1].update_timestamp.timestamp()
+        # A full page inside the overlap would be read again forever: step past it (what it
+        # leaves out, `research status` derives when it reads).
+        if len(records) == SUMMARY_PAGE and last <= since:
+            last = since + _OVERLAP_S
+        context.update_cursor(str(max(last, since)))
     return dg.SkipReason(f"{len(ids)} research summaries brought up to date")

@@ -12,14 +12,13 @@ from dagster._time import utc_datetime_from_naive
 from research_assets.core.budget import spent_today
 from research_assets.core.names import FINAL_STATUSES, Status
 from research_assets.core.overfitting import overfitting_report
-from research_assets.defs.tags import PARTITION_TAG, WORKER_TAG
+from research_assets.defs.tags import PARTITION_TAG, TOKEN_KEYS, WORKER_TAG
 from research_assets.state.capacity import (
     POOLS,
     WORKER_CLASSES,
     current_load,
     load_capacity,
 )
-from research_assets.state.records import TOKEN_KEYS
 from research_assets.state.status_view import read_statuses
 
 
@@ -78,8 +77,8 @@ def compute_metrics(instance: dg.DagsterInstance, now: float | None = None) -> d
     tokens = {k: 0 for k in TOKEN_KEYS}
     for s in statuses:
         if s.created_at >= today_start:
-            for k in TOKEN_KEYS:
-                tokens[k] += s.data["tokens"].get(k, 0)
+            for k, n in zip(TOKEN_KEYS, s.tokens, strict=False):
+                tokens[k] += n
     return {
         "researches": {
             "total": len(statuses),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG
+from research_assets.defs.tags import PARTITION_TAG, TOKEN_KEYS, WILL_RETRY_TAG
 from research_assets.state.instance_reads import research_ids
 from research_assets.state.research_index import (
     MARK_ROW,
@@ -62,6 +62,7 @@ class RenderedStatus:
     has_strategy: bool = False
     lockbox_outcome: tuple[float, float] | None = None  # core.overfitting.lockbox_outcome
     billed: tuple[tuple[float, float], ...] = ()  # ResearchStatus.billed
+    tokens: tuple[int, ...] = ()  # ResearchStatus.tokens, in TOKEN_KEYS' order
 
     @cached_property
     def data(self) -> dict[str, Any]:
@@ -117,6 +118,7 @@ def _read(
                 bool(status.strategy),
                 lockbox_outcome(status.lockbox),
                 status.billed,
+                [status.tokens[k] for k in TOKEN_KEYS],
             ]
     out = [RenderedStatus(pk, *kept[pk][1:]) for pk in ids]
     touched = {bucket_of(pk) for pk in stale}
@@ -275,7 +277,7 @@ def _stored_mark(instance: dg.DagsterInstance) -> str | None:
 def _valid(entry: Any) -> bool:
     return (
         isinstance(entry, list)
-        and len(entry) == 7 + len(TABLE_FIGURES)
+        and len(entry) == 8 + len(TABLE_FIGURES)
         and isinstance(entry[0], str)
         and isinstance(entry[1], int | float)
         and isinstance(entry[2], str)

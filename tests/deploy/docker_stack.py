@@ -165,7 +165,22 @@ class Stack:
         )
         return time.monotonic() - start
 
-    def down(self, *args: str) -> None:
+    def down(self, *args: str, force: bool = False) -> None:
+        """`down`, once no run container is left. Run containers are the run launcher's, not
+        compose's, and compose cannot remove the network while one is attached: the daemon is
+        stopped first (no run starts meanwhile: a leaderboard rebuild requested as the last
+        research ended, say), then the runs in flight end, or with ``force`` are removed."""
+        self.compose("stop", "--timeout", "20", "daemon", timeout=180)
+        if force:
+            for container in self.run_containers():
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+        wait_for(
+            lambda: self.run_containers() == [],
+            180,
+            "the runs in flight to end and their containers to be removed",
+            interval=2,
+        )
         self.compose("down", "--timeout", "20", *args, timeout=180)
 
     def ready(self) -> bool:

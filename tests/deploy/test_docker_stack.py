@@ -204,7 +204,7 @@ def test_the_compose_stack_on_a_docker_engine():
         out = REPO / "test-artifacts" / "docker"
         out.mkdir(parents=True, exist_ok=True)
         (out / "stack.log").write_text(stack.logs())
-        stack.down("--volumes")
+        stack.down("--volumes", force=True)
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
         (out / "timings.json").write_text(

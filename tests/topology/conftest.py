@@ -295,6 +295,30 @@ class Topology:
     ) -> dict[str, Any]:
         return graphql(self.url, query, variables, timeout)
 
+    def sensor_status(self, name: str) -> str:
+        """RUNNING or STOPPED, as the UI's sensor page shows it."""
+        data = self.graphql(_SENSOR_STATE, {"selector": _sensor_selector(name)})
+        return data["sensorOrError"]["sensorState"]["status"]
+
+    def stop_sensor(self, name: str) -> None:
+        """Stop a sensor as the UI's toggle does, and wait for a tick the daemon had already
+        begun to end (stopping does not interrupt it: it may still request runs)."""
+        data = self.graphql(_SENSOR_STATE, {"selector": _sensor_selector(name)})
+        state = data["sensorOrError"]["sensorState"]
+        done = self.graphql(_STOP_SENSOR, {"id": state["id"]})["stopSensor"]
+        assert done["instigationState"]["status"] == "STOPPED", done
+
+        def no_tick_in_flight() -> bool:
+            data = self.graphql(_SENSOR_STATE, {"selector": _sensor_selector(name)})
+            ticks = data["sensorOrError"]["sensorState"]["ticks"]
+            return not ticks or ticks[0]["status"] != "STARTED"
+
+        wait_for(no_tick_in_flight, 120, f"the {name} tick in flight to end", interval=0.5)
+
+    def start_sensor(self, name: str) -> None:
+        done = self.graphql(_START_SENSOR, {"selector": _sensor_selector(name)})["startSensor"]
+        assert done["sensorState"]["status"] == "RUNNING", done
+
     def research(
         self, *args: str, timeout: float = 120, **env: str
     ) -> subprocess.CompletedProcess[str]:
@@ -362,6 +386,33 @@ class Topology:
                 f"{run.status.value} {run.tags.get('dagster/retry_number', '')}"
             )
         return "\n".join(lines)
+
+
+def _sensor_selector(name: str) -> dict[str, str]:
+    return {
+        "repositoryName": "__repository__",
+        "repositoryLocationName": LOCATION,
+        "sensorName": name,
+    }
+
+
+_SENSOR_STATE = """
+query SensorState($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { id status ticks(limit: 1) { status } } }
+  }
+}
+"""
+_STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } }
+}
+"""
+_START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on Sensor { sensorState { status } } }
+}
+"""
 
 
 @pytest.fixture(scope="module")

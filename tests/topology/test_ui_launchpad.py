@@ -19,45 +19,9 @@ from tests.topology.test_topology import add_partition_through_graphql
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
-SENSOR = {
-    "repositoryName": "__repository__",
-    "repositoryLocationName": LOCATION,
-    "sensorName": "research_intake",
-}
-SENSOR_STATE = """
-query Intake($selector: SensorSelector!) {
-  sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { id status } } }
-}
-"""
-STOP = """
-mutation Stop($id: String!) {
-  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } }
-}
-"""
-START = """
-mutation Start($selector: SensorSelector!) {
-  startSensor(sensorSelector: $selector) { __typename ... on Sensor { sensorState { status } } }
-}
-"""
 SEED = 4242
 BRIEF = "Launchpad: RSI trend on EURUSD"
 CONFIG = {"ops": {"strategy_spec": {"config": {"seed": SEED, "brief": BRIEF, "worker": "gpu"}}}}
-
-
-def intake_status(topology: Topology) -> str:
-    data = topology.graphql(SENSOR_STATE, {"selector": SENSOR})
-    return data["sensorOrError"]["sensorState"]["status"]
-
-
-def stop_intake(topology: Topology) -> None:
-    state = topology.graphql(SENSOR_STATE, {"selector": SENSOR})["sensorOrError"]["sensorState"]
-    done = topology.graphql(STOP, {"id": state["id"]})["stopSensor"]
-    assert done["instigationState"]["status"] == "STOPPED", done
-
-
-def start_intake(topology: Topology) -> None:
-    done = topology.graphql(START, {"selector": SENSOR})["startSensor"]
-    assert done["sensorState"]["status"] == "RUNNING", done
 
 
 def _dismiss_community_dialog(page) -> None:
@@ -100,7 +64,7 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
         page.screenshot(path=str(ui_artifacts / name))
         shots.append(name)
 
-    stop_intake(topology)
+    topology.stop_sensor("research_intake")
     try:
         # The research's partition, added as "Add partition" in the UI adds it.
         add_partition_through_graphql(topology, key)
@@ -134,7 +98,7 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             assert run.tags.get("research/worker") == "gpu", run.tags
             assert run.tags.get("research/id") == key, run.tags
 
-            start_intake(topology)
+            topology.start_sensor("research_intake")
             ended = topology.wait_final([key], timeout=420)[key]
             status = topology.status_json(key)[key]
             assert status["status"] in VERDICT, (status, topology.describe([key]))
@@ -157,8 +121,8 @@ def test_a_research_launched_from_the_launchpad_with_a_seed_in_its_config(
             page.wait_for_timeout(1000)  # the dialog's fade-in
             shot(page, "launchpad-03-run-config.png")
     finally:
-        if intake_status(topology) != "RUNNING":
-            start_intake(topology)
+        if topology.sensor_status("research_intake") != "RUNNING":
+            topology.start_sensor("research_intake")
 
     assert all((ui_artifacts / name).stat().st_size > 0 for name in shots), shots
 
@@ -179,7 +143,7 @@ def test_materialize_in_the_asset_graph_counts_against_a_worker_class(topology: 
     the UI sends (executionParamsForAssetJob in LaunchAssetExecutionButton.tsx): no job tags.
     The run queue still tags the run with its worker class, so the worker limits apply."""
     key = f"r-mat-{uuid.uuid4().hex[:8]}"
-    stop_intake(topology)
+    topology.stop_sensor("research_intake")
     try:
         add_partition_through_graphql(topology, key)
         params = {
@@ -205,7 +169,7 @@ def test_materialize_in_the_asset_graph_counts_against_a_worker_class(topology: 
         assert run.tags.get("research/worker") == "cpu", run.tags
         assert run.tags.get("research/id") == key, run.tags
     finally:
-        start_intake(topology)
+        topology.start_sensor("research_intake")
     # It is one of the researches in flight, as `research status` and capacity count them.
     assert topology.status_json(key)[key]["worker"] == "cpu"
     done = topology.research("cancel", key)

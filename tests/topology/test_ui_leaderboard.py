@@ -16,6 +16,12 @@ from tests.topology.conftest import Topology, chromium_page, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
 LEADERBOARD = dg.AssetKey("leaderboard")
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def latest_leaderboard(topology: Topology) -> dg.EventLogRecord | None:
@@ -92,8 +98,25 @@ def test_the_ui_shows_the_leaderboard_rebuilt_when_researches_end(
         "leaderboard_after_failed_run",
     ), run.tags
 
-    failed = topology.trigger("--spec", str(no_data))
-    run, status = rebuilt_with([failed])
+    # A failed research: only the run status sensor sees its end. The automation is stopped
+    # first (a rebuild it still owes the first research could otherwise read this one too), and
+    # whatever leaderboard run it launched ends.
+    topology.stop_sensor("leaderboard_automation")
+    wait_for(
+        lambda: (
+            not topology.instance.get_runs_count(
+                dg.RunsFilter(tags={"research/leaderboard": "true"}, statuses=IN_FLIGHT)
+            )
+        ),
+        240,
+        "the leaderboard runs in flight to end",
+        interval=2.0,
+    )
+    try:
+        failed = topology.trigger("--spec", str(no_data))
+        run, status = rebuilt_with([failed])
+    finally:
+        topology.start_sensor("leaderboard_automation")
     assert status[failed]["status"] == "failed", status[failed]
     assert run.tags.get("dagster/sensor_name") == "leaderboard_after_failed_run", run.tags
     ids = [completed, failed]
