@@ -1396,6 +1396,21 @@ def check_summaries(home: Path, status: dict[str, Any], sample: int = 300) -> in
     return sum(1 for pk in ids if fresh.get(pk) != printed[pk])
 
 
+def forget_reads(home: Path) -> None:
+    """Clear what a read of every research keeps (the view's mark, the output it printed, the
+    metrics' history): the summaries stay, as the research_summaries sensor left them."""
+    from research_assets.state import research_index as ri
+    from research_assets.state.metrics import HISTORY_KEY
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        keys = [ri.row_key(b, ri.MARK_ROW) for b in (0, 2)] + [HISTORY_KEY]
+        for key in keys:
+            instance.run_storage.set_cursor_values({key: ""})
+    finally:
+        instance.dispose()
+
+
 def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -> dict:
     started = time.monotonic()
     home, built = ensure_scale_home(n, cache_dir, rebuild)
@@ -1406,6 +1421,7 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
     # The first `status` on the built instance: the summaries are there (the build wrote them
     # as the research_summaries sensor does), the view's instance mark is not: every research's
     # fingerprint is checked. Timed apart, with its peak memory.
+    forget_reads(home)  # as the build left it, however often this ran on it
     first_times, first = time_cli(home, ["status", "--json"], 1)
     status_times, status = time_cli(home, ["status", "--json"], repeats)
     metrics_times, metrics = time_cli(home, ["metrics", "--json"], repeats)
@@ -1417,7 +1433,7 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
     return {
         "home": str(home),
         "built": built,
-        "status_latency_s_10k": _r(statistics.median(status_times)),
+        "status_latency_s": _r(statistics.median(status_times)),
         "status_times_s": [_r(t) for t in status_times],
         "status_cpu_s": [_r(t) for t in status["_cpu_s"]],
         "status_first_s": _r(first_times[0]),
@@ -1426,7 +1442,7 @@ def measure_scale(n: int, cache_dir: Path | None, rebuild: bool, repeats: int) -
         "status_max_rss_mb": _r(max(status["_max_rss_mb"]), 0),
         "status_empty_instance_s": _r(statistics.median(empty_times)),
         "status_empty_instance_cpu_s": [_r(t) for t in empty_status["_cpu_s"]],
-        "metrics_latency_s_10k": _r(statistics.median(metrics_times)),
+        "metrics_latency_s": _r(statistics.median(metrics_times)),
         "metrics_times_s": [_r(t) for t in metrics_times],
         "metrics_cpu_s": [_r(t) for t in metrics["_cpu_s"]],
         "metrics_max_rss_mb": _r(max(metrics["_max_rss_mb"]), 0),
@@ -1489,8 +1505,8 @@ def main() -> int:
         "max_running_by_worker": run and run["max_running_by_worker"],
         "limits_by_worker": run and run["limits_by_worker"],
         "queue_latency_s_p50": run and run["queue_latency_s_p50"],
-        "status_latency_s_10k": scale and scale["status_latency_s_10k"],
-        "metrics_latency_s_10k": scale and scale["metrics_latency_s_10k"],
+        "status_latency_s": scale and scale["status_latency_s"],
+        "metrics_latency_s": scale and scale["metrics_latency_s"],
         "status_first_s": scale and scale["status_first_s"],
         "status_first_max_rss_mb": scale and scale["status_first_max_rss_mb"],
     }
@@ -1525,7 +1541,7 @@ def main() -> int:
                 f"{built['runs']} runs, built in {built['build_s']} s) at {scale['home']}"
             )
             print(
-                f"  research status --json  {scale['status_latency_s_10k']} s median "
+                f"  research status --json  {scale['status_latency_s']} s median "
                 f"{scale['status_times_s']} (target < {TARGET_STATUS_S} s; CPU "
                 f"{scale['status_cpu_s']} s, peak {scale['status_max_rss_mb']} MB); on an "
                 f"empty instance {scale['status_empty_instance_s']} s (process start; CPU "
@@ -1544,7 +1560,7 @@ def main() -> int:
                 f"(sample): {scale['summaries_vs_fresh_mismatches']} mismatches"
             )
             print(
-                f"  research metrics --json {scale['metrics_latency_s_10k']} s median "
+                f"  research metrics --json {scale['metrics_latency_s']} s median "
                 f"{scale['metrics_times_s']} (target < {TARGET_METRICS_S} s; CPU "
                 f"{scale['metrics_cpu_s']} s, peak {scale['metrics_max_rss_mb']} MB)"
             )

@@ -16,8 +16,9 @@ import dagster as dg
 from research_assets.core.budget import check_budget, daily_budget_usd
 from research_assets.core.config import env_int
 from research_assets.core.errors import ConfigError
+from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import WORKER_TAG
-from research_assets.state.records import research_ids, spent_today_usd
+from research_assets.state.records import spent_today_usd
 
 POOLS = ("training", "backtest")
 WORKER_CLASSES = ("cpu", "gpu")
@@ -30,6 +31,12 @@ ACTIVE_RUN_STATUSES = [
 ]
 # A research whose partition was added this recently but has no run yet is on its way in.
 PENDING_WINDOW_S = 600
+_QUEUED = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+_RUNNING = (
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
 
 # Refusal reasons, as `research trigger` reports them.
 AT_CAPACITY, QUEUE_FULL, BUDGET_EXHAUSTED = "at_capacity", "queue_full", "budget_exhausted"
@@ -121,26 +128,20 @@ def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load
         recent_request_ids,
     )
 
-    research_runs = dg.RunsFilter(tags={WORKER_TAG: list(WORKER_CLASSES)})
-    queued = instance.get_runs_count(
-        dg.RunsFilter(
-            tags=research_runs.tags,
-            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
-        )
-    )
-    running = instance.get_runs_count(
-        dg.RunsFilter(
-            tags=research_runs.tags,
-            statuses=[
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-                dg.DagsterRunStatus.CANCELING,
-            ],
-        )
-    )
+    # The runs in flight, by status alone (a scan of the runs table), then their tags here:
+    # Dagster's tag filter joins every research run's tags (a third of a second per count at
+    # 100,000 researches, on every trigger and autopilot tick).
+    in_flight = instance.get_run_records(dg.RunsFilter(statuses=[*_QUEUED, *_RUNNING]))
+    research = [
+        r.dagster_run for r in in_flight if r.dagster_run.tags.get(WORKER_TAG) in WORKER_CLASSES
+    ]
+    queued = sum(1 for run in research if run.status in _QUEUED)
     recent = recent_request_ids(instance, (now or time.time()) - PENDING_WINDOW_S)
     waiting = set(recent) - partitions_with_runs(instance, recent) - cancelled_ids(instance, recent)
-    return Load(queued, running, len(waiting & set(research_ids(instance))))
+    # (a partition deleted since its request is not waiting)
+    name = research_partitions.name
+    pending = sum(1 for pk in waiting if instance.has_dynamic_partition(name, pk))
+    return Load(queued, len(research) - queued, pending)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ def bucket_of(research_id: str) -> int:
 # Row kinds: status digests and runs; specs (memory only); rendered statuses (status_view.py).
 STATUS_ROW, SPEC_ROW, VIEW_ROW = "", "spec/", "view/"
 MARK_ROW = "view-mark/"  # one row: what the instance looked like when the view was completed
+OUTPUT_ROW = "view-output/"  # `research status --json` as that read printed it, in pieces
 
 
 def row_key(bucket: int, row: str = STATUS_ROW) -> str:
@@ -459,5 +460,5 @@ def reset(instance: dg.DagsterInstance) -> None:
     for b in range(BUCKETS):
         for row in (STATUS_ROW, SPEC_ROW, VIEW_ROW):
             instance.run_storage.set_cursor_values({row_key(b, row): ""})
-    for b in (0, 1, 2):  # the view's mark, the output it printed and that output's mark
+    for b in (0, 2):  # the view's mark, and the mark of the output it printed (its rows unread)
         instance.run_storage.set_cursor_values({row_key(b, MARK_ROW): ""})

@@ -16,18 +16,20 @@ so the view needs no lock, like the index.
 import json
 import time
 import uuid
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import PARTITION_TAG, TOKEN_KEYS, WILL_RETRY_TAG
 from research_assets.state.instance_reads import research_ids
 from research_assets.state.research_index import (
     MARK_ROW,
+    OUTPUT_ROW,
     STREAMS,
     VIEW_ROW,
     bucket_of,
@@ -94,7 +96,6 @@ def _read(
     # complete read left, so that a row written since by anyone else is noticed.
     tokens, kept = _load_view(instance, sorted({bucket_of(pk) for pk in ids}))
     if mark is not None:
-        mark = f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}"
         if _stored_mark(instance) == _with_tokens(mark, tokens) and all(pk in kept for pk in ids):
             # Nothing a status is derived from, and no row of the view, changed since a read
             # of every research left it complete (and valid): no fingerprint to check.
@@ -135,37 +136,77 @@ def _read(
     if mark is None:
         return out, None
     write_rows(instance, {MARK_KEY: _with_tokens(mark, tokens)})
-    text = _document(out)
-    # (Only a read that found the instance moved gets here.) The output first, then its mark.
-    _write(instance, OUTPUT_KEY, text)
-    _write(instance, OUTPUT_MARK_KEY, mark)
-    return out, text
+    # (Only a read that found the instance moved gets here.)
+    return out, _write_output(instance, out, mark)
 
 
 def status_json(instance: dg.DagsterInstance) -> str:
-    """`research status --json` of every research: as a read of every research last printed it
-    while the instance's mark has not moved since (no research's entry read), else read."""
+    """`research status --json` of every research."""
+    return "".join(status_json_pieces(instance))
+
+
+def status_json_pieces(instance: dg.DagsterInstance) -> list[str]:
+    """`research status --json` of every research, in pieces (150 MB at 100,000 researches: the
+    CLI writes them one after the other), as a read of every research last printed it while the
+    instance's mark has not moved since (no research's entry read), else read."""
     mark = instance_mark(instance)
     if mark is not None:
-        ids = research_ids(instance)
-        stored, text = _stored_output(instance)
-        if stored == f"{mark}|{len(ids)}:{zlib.crc32(chr(10).join(ids).encode())}":
-            return text
-    out, text = _read(instance, None)
-    return text if text is not None else _document(out)
+        pieces = _stored_output(instance, mark)
+        if pieces is not None:
+            return pieces
+    out, chunks = _read(instance, None)
+    return list(_output_chunks(out)) if chunks is None else chunks
 
 
-def _document(statuses: Sequence[RenderedStatus]) -> str:
-    # Each status is kept encoded: the object is assembled, not re-encoded.
-    return '{"researches": [' + ", ".join(s.document for s in statuses) + "]}"
+_OUTPUT_CHUNK = 8 << 20  # characters per row of the kept output
 
 
-def _stored_output(instance: dg.DagsterInstance) -> tuple[str | None, str]:
-    try:  # one query: both as one write left them
-        values = instance.run_storage.get_cursor_values({OUTPUT_MARK_KEY, OUTPUT_KEY})
-    except Exception:  # a storage without a key-value store
-        return None, ""
-    return values.get(OUTPUT_MARK_KEY) or None, values.get(OUTPUT_KEY) or ""
+def _output_chunks(statuses: Sequence[RenderedStatus]) -> Iterator[str]:
+    """`research status --json`'s output in pieces of about ``_OUTPUT_CHUNK``. Each status is
+    kept encoded: the object is assembled, not re-encoded."""
+    parts, size = ['{"researches": ['], 0
+    for i, status in enumerate(statuses):
+        parts.append(", " + status.document if i else status.document)
+        size += len(parts[-1])
+        if size >= _OUTPUT_CHUNK:
+            yield "".join(parts)
+            parts, size = [], 0
+    parts.append("]}")
+    yield "".join(parts)
+
+
+def _write_output(
+    instance: dg.DagsterInstance, statuses: Sequence[RenderedStatus], mark: str
+) -> list[str]:
+    """Keep the output beside the mark it was read at: in rows of ``_OUTPUT_CHUNK`` (writing one
+    value of 150 MB took three encoded copies of it at once), each under the token of this
+    write, then the mark with that token, so that rows of two writers never mix."""
+    chunks = list(_output_chunks(statuses))
+    token = uuid.uuid4().hex[:12]
+    for i, chunk in enumerate(chunks):
+        _write(instance, row_key(i, OUTPUT_ROW), f"{token}\n{chunk}")
+    _write(instance, OUTPUT_MARK_KEY, json.dumps([mark, token, len(chunks)]))
+    return chunks
+
+
+def _stored_output(instance: dg.DagsterInstance, mark: str) -> list[str] | None:
+    """The kept output's pieces if it was read at ``mark``."""
+    try:
+        stored = instance.run_storage.get_cursor_values({OUTPUT_MARK_KEY}).get(OUTPUT_MARK_KEY)
+        kept_mark, token, count = json.loads(stored or "null")
+        if kept_mark != mark:
+            return None
+        keys = [row_key(i, OUTPUT_ROW) for i in range(count)]
+        values = instance.run_storage.get_cursor_values(set(keys))
+    except Exception:  # absent, not ours, or a storage without a key-value store
+        return None
+    pieces = []
+    for key in keys:  # each row let go once read
+        row_token, _, piece = (values.pop(key, None) or "").partition("\n")
+        if row_token != token:  # written since by another read
+            return None
+        pieces.append(piece)
+    return pieces
 
 
 def _write(instance: dg.DagsterInstance, key: str, text: str) -> None:
@@ -181,14 +222,26 @@ def _load_view(
     """The view's rows: per row, its write token; per research, its entry. A row is one line of
     JSON (token, and per research its entry with the span of its document) followed by the
     documents, as they are printed: decoding them as JSON strings took most of a read."""
-    keys = {row_key(b, VIEW_ROW): b for b in buckets}
-    try:
-        values = instance.run_storage.get_cursor_values(set(keys))
-    except Exception:  # a storage without a key-value store: nothing kept
-        return {}, {}
     tokens: dict[int, str] = {}
     kept: dict[str, list[Any]] = {}
-    for key, b in keys.items():  # each row let go once read (100,000 documents are 150 MB)
+    # A few rows per query, each let go once read: 100,000 documents are 150 MB.
+    for i in range(0, len(buckets), _ROWS_PER_QUERY):
+        keys = {row_key(b, VIEW_ROW): b for b in buckets[i : i + _ROWS_PER_QUERY]}
+        try:
+            values = instance.run_storage.get_cursor_values(set(keys))
+        except Exception:  # a storage without a key-value store: nothing kept
+            return {}, {}
+        _read_rows(keys, values, tokens, kept)
+    return tokens, kept
+
+
+_ROWS_PER_QUERY = 8
+
+
+def _read_rows(
+    keys: dict[str, int], values: dict[str, str], tokens: dict[int, str], kept: dict[str, Any]
+) -> None:
+    for key, b in keys.items():
         head, _, body = (values.pop(key, None) or "").partition("\n")
         try:
             token, entries = json.loads(head)
@@ -199,7 +252,6 @@ def _load_view(
             continue
         tokens[b] = token
         kept.update(row)
-    return tokens, kept
 
 
 def _write_view(
@@ -221,8 +273,9 @@ def _with_tokens(mark: str, tokens: dict[int, str | None]) -> str:
 
 
 MARK_KEY = row_key(0, MARK_ROW)
-# What the last read of every research that found the instance moved printed, and its mark.
-OUTPUT_KEY, OUTPUT_MARK_KEY = row_key(1, MARK_ROW), row_key(2, MARK_ROW)
+# What the last read of every research that found the instance moved printed (rows of OUTPUT_ROW),
+# and its mark.
+OUTPUT_MARK_KEY = row_key(2, MARK_ROW)
 _QUIET_S = 30.0  # a run updated this recently may have a concurrent update not yet committed
 _LATE_IDS = 10_000  # an event id allocated this far below the newest is committed by now
 
@@ -230,41 +283,56 @@ _LATE_IDS = 10_000  # an event id allocated this far below the newest is committ
 def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str | None:
     """What changes whenever anything a status is derived from changes: the event log (newest id,
     and how many events lie in the last ``_LATE_IDS`` ids, which moves when an event with a lower
-    id commits late or events are deleted), the research assets' wipes, and the runs (count,
-    newest id, newest update: status changes and tags such as the retry decision move it).
-    None while a run was updated in the last ``_QUIET_S`` seconds, or where it cannot be read:
-    then every research's fingerprint is checked (``_fingerprints``)."""
-    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+    id commits late or events are deleted), the research assets' wipes, the research partitions
+    (count and newest row: any add or delete moves one), and the runs (count, newest id, newest
+    update: status changes and tags such as the retry decision move it). None while a run was
+    updated in the last ``_QUIET_S`` seconds, or where it cannot be read: then every research's
+    fingerprint is checked (``_fingerprints``)."""
+    from dagster._core.storage.event_log.schema import (
+        DynamicPartitionsTable,
+        SqlEventLogStorageTable,
+    )
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+    from dagster._core.storage.runs.schema import RunsTable
+    from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
     from sqlalchemy import func, select
 
-    storage = instance.event_log_storage
-    if not isinstance(storage, SqlEventLogStorage):
+    events, runs = instance.event_log_storage, instance.run_storage
+    if not isinstance(events, SqlEventLogStorage) or not isinstance(runs, SqlRunStorage):
         return None
-    newest = instance.get_run_records(limit=1)
-    updated = instance.get_run_records(limit=1, order_by="update_timestamp")
-    if updated and (now or time.time()) - updated[0].update_timestamp.timestamp() < _QUIET_S:
-        return None
-    top = storage.get_maximum_record_id() or 0
-    # Dagster has no API that counts events; this reads its event log table (the index).
-    with storage.index_connection() as conn:
+    # Dagster has no API for these aggregates: each is one query on its table (its run APIs
+    # would sort or count 100,000 runs through their tag joins).
+    with runs.connect() as conn:
+        count, newest, updated = conn.execute(
+            select(func.count(), func.max(RunsTable.c.id), func.max(RunsTable.c.update_timestamp))
+        ).one()
+    if updated is not None:
+        updated = (updated - _EPOCH).total_seconds()  # naive UTC
+        if (now or time.time()) - updated < _QUIET_S:
+            return None
+    top = events.get_maximum_record_id() or 0
+    partitions = DynamicPartitionsTable.c
+    with events.index_connection() as conn:
         recent = conn.execute(
             select(func.count())
             .select_from(SqlEventLogStorageTable)
             .where(SqlEventLogStorageTable.c.id > top - _LATE_IDS)
         ).scalar()
+        added = conn.execute(
+            select(func.count(), func.max(partitions.id)).where(
+                partitions.partitions_def_name == research_partitions.name
+            )
+        ).one()
     # The wipe times the event log's own queries filter by (get_asset_records would read each
     # asset's newest event body too).
     wipes = [
         d.last_wipe_timestamp if d else None
-        for d in storage._get_assets_details([dg.AssetKey(a) for a in _ASSETS])
+        for d in events._get_assets_details([dg.AssetKey(a) for a in _ASSETS])
     ]
-    runs = (
-        instance.get_runs_count(),
-        newest[0].storage_id if newest else 0,
-        updated[0].update_timestamp.timestamp() if updated else 0,
-    )
-    return f"v1|{top}|{recent}|{wipes}|{runs}"
+    return f"v2|{top}|{recent}|{wipes}|{tuple(added)}|{(count, newest, updated)}"
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _stored_mark(instance: dg.DagsterInstance) -> str | None:

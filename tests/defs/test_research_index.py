@@ -30,7 +30,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from research_assets.cli import leaderboard, status_table
 from research_assets.defs.tags import PARTITION_TAG, WILL_RETRY_TAG, WORKER_TAG
-from research_assets.state import research_index, status_view
+from research_assets.state import metrics, research_index, status_view
 from research_assets.state.metrics import compute_metrics, research_runs
 from research_assets.state.records import (
     load_memory,
@@ -696,6 +696,19 @@ def test_a_quiet_instance_is_read_from_the_view_alone(any_instance, small_spec, 
     record_request(any_instance, "r-20990101-000000-ffff", seed=1)
     assert "r-20990101-000000-ffff" in [r.id for r in read_statuses(any_instance)]
 
+    # Metrics keep what they derive from every research while nothing moves; a partition
+    # deleted (no event, no run) moves the mark: gone from status and metrics.
+    before = compute_metrics(any_instance)
+    derived = []
+    original_read = metrics.read_statuses
+    monkeypatch.setattr(metrics, "read_statuses", lambda i: derived.append(1) or original_read(i))
+    assert compute_metrics(any_instance) == before and derived == []
+    any_instance.delete_dynamic_partition("research", "r-20990101-000000-ffff")
+    printed = json.loads(status_json(any_instance))["researches"]
+    assert "r-20990101-000000-ffff" not in [r["id"] for r in printed]
+    after = compute_metrics(any_instance)
+    assert derived and after["researches"]["total"] == before["researches"]["total"] - 1
+
 
 def test_metrics_agree_with_the_events(any_instance, small_spec):
     """`research metrics` reads the summaries: what they say was spent today and how many runs
@@ -718,3 +731,20 @@ def _run_event(run, event_type):
         timestamp=time.time(),
         dagster_event=DagsterEvent(event_type_value=event_type, job_name=run.job_name),
     )
+
+
+def test_the_kept_output_is_read_whole_or_not_at_all(any_instance, small_spec, monkeypatch):
+    """`research status --json`'s output is kept in pieces, each under the token of its write:
+    a piece another read wrote since is never mixed in."""
+    monkeypatch.setattr(status_view, "_QUIET_S", 0.0)
+    monkeypatch.setattr(status_view, "_OUTPUT_CHUNK", 500)
+    build(any_instance, small_spec, per_kind=1)
+    documents = [r.document for r in read_statuses(any_instance)]  # keeps the output
+    expected = '{"researches": [' + ", ".join(documents) + "]}"
+    stored = any_instance.run_storage.get_cursor_values({status_view.OUTPUT_MARK_KEY})
+    _mark, _token, pieces = json.loads(stored[status_view.OUTPUT_MARK_KEY])
+    assert pieces > 2
+    assert status_json(any_instance) == expected
+    piece = research_index.row_key(1, research_index.OUTPUT_ROW)
+    any_instance.run_storage.set_cursor_values({piece: "0123456789ab\n, {}"})
+    assert status_json(any_instance) == expected
