@@ -127,6 +127,10 @@ class Stack:
         return done
 
     def refuse_to_take_over_a_deployment(self) -> None:
+        """Fail (skip outside CI) where the engine holds a research_assets deployment. What an
+        interrupted run of this test left (resources of its own compose project, nothing
+        running) is removed first."""
+        self._remove_own_leftovers()
         taken = [v for v in NAMED_VOLUMES if self._exists(self.client.volumes, v)]
         if self._exists(self.client.networks, NETWORK):
             taken.append(f"network {NETWORK}")
@@ -142,6 +146,18 @@ class Stack:
                 " the Docker tests would take over its volumes. Run them on another engine, or "
                 f"remove it (docker-compose down -v) first"
             )
+
+    def _remove_own_leftovers(self) -> None:
+        own = {"label": f"com.docker.compose.project={PROJECT}"}
+        containers = self.client.containers.list(all=True, filters=own)
+        if self.run_containers() or any(c.status == "running" for c in containers):
+            return  # a run of this test (or a deployment's run) is under way: refused below
+        for container in containers:
+            container.remove(force=True)
+        for network in self.client.networks.list(filters=own):
+            network.remove()
+        for volume in self.client.volumes.list(filters=own):
+            volume.remove(force=True)
 
     @staticmethod
     def _exists(collection: Any, name: str) -> bool:

@@ -204,9 +204,11 @@ def test_the_compose_stack_on_a_docker_engine():
         out = REPO / "test-artifacts" / "docker"
         out.mkdir(parents=True, exist_ok=True)
         (out / "stack.log").write_text(stack.logs())
-        stack.down("--volumes", force=True)
-        stack.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-        (out / "timings.json").write_text(
+        (out / "timings.json").write_text(  # before the teardown, which may fail
             json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=2) + "\n"
         )
+        try:
+            stack.down("--volumes", force=True)
+        finally:
+            stack.close()
+            shutil.rmtree(workdir, ignore_errors=True)
