@@ -128,6 +128,13 @@ def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load
         recent_request_ids,
     )
 
+    # The researches waiting for their run first, then the runs: a run created between the two
+    # reads is counted twice (refused once more), never missed (admitted past the limit).
+    recent = recent_request_ids(instance, (now or time.time()) - PENDING_WINDOW_S)
+    waiting = set(recent) - partitions_with_runs(instance, recent) - cancelled_ids(instance, recent)
+    # (a partition deleted since its request is not waiting)
+    name = research_partitions.name
+    pending = sum(1 for pk in waiting if instance.has_dynamic_partition(name, pk))
     # The runs in flight, by status alone (a scan of the runs table), then their tags here:
     # Dagster's tag filter joins every research run's tags (a third of a second per count at
     # 100,000 researches, on every trigger and autopilot tick).
@@ -136,11 +143,6 @@ def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load
         r.dagster_run for r in in_flight if r.dagster_run.tags.get(WORKER_TAG) in WORKER_CLASSES
     ]
     queued = sum(1 for run in research if run.status in _QUEUED)
-    recent = recent_request_ids(instance, (now or time.time()) - PENDING_WINDOW_S)
-    waiting = set(recent) - partitions_with_runs(instance, recent) - cancelled_ids(instance, recent)
-    # (a partition deleted since its request is not waiting)
-    name = research_partitions.name
-    pending = sum(1 for pk in waiting if instance.has_dynamic_partition(name, pk))
     return Load(queued, len(research) - queued, pending)
 
 
