@@ -32,11 +32,6 @@ ACTIVE_RUN_STATUSES = [
 # A research whose partition was added this recently but has no run yet is on its way in.
 PENDING_WINDOW_S = 600
 _QUEUED = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
-_RUNNING = (
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-)
 
 # Refusal reasons, as `research trigger` reports them.
 AT_CAPACITY, QUEUE_FULL, BUDGET_EXHAUSTED = "at_capacity", "queue_full", "budget_exhausted"
@@ -138,7 +133,7 @@ def current_load(instance: dg.DagsterInstance, now: float | None = None) -> Load
     # The runs in flight, by status alone (a scan of the runs table), then their tags here:
     # Dagster's tag filter joins every research run's tags (a third of a second per count at
     # 100,000 researches, on every trigger and autopilot tick).
-    in_flight = instance.get_run_records(dg.RunsFilter(statuses=[*_QUEUED, *_RUNNING]))
+    in_flight = instance.get_run_records(dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
     research = [
         r.dagster_run for r in in_flight if r.dagster_run.tags.get(WORKER_TAG) in WORKER_CLASSES
     ]

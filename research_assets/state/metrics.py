@@ -6,7 +6,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -21,6 +20,7 @@ from research_assets.state.capacity import (
     current_load,
     load_capacity,
 )
+from research_assets.state.instance_reads import unix_time
 from research_assets.state.status_view import instance_mark, read_statuses
 
 
@@ -181,16 +181,12 @@ def research_runs(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
             "run_id": run_id,
             "status": status,
             "partition": partition,
-            # the runs table keeps naive UTC
-            "created": (created - _EPOCH).total_seconds(),
+            "created": unix_time(created),
             "start_time": start,
             "end_time": end,
         }
         for run_id, status, partition, created, start, end in rows
     ]
-
-
-_EPOCH = datetime(1970, 1, 1)
 
 
 def _overfitting(statuses: Sequence[Any]) -> dict[str, Any]:

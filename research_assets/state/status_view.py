@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ import dagster as dg
 
 from research_assets.defs.partitions import research_partitions
 from research_assets.defs.tags import PARTITION_TAG, TOKEN_KEYS, WILL_RETRY_TAG
-from research_assets.state.instance_reads import research_ids
+from research_assets.state.instance_reads import research_ids, unix_time
 from research_assets.state.research_index import (
     MARK_ROW,
     OUTPUT_ROW,
@@ -222,26 +221,14 @@ def _load_view(
     """The view's rows: per row, its write token; per research, its entry. A row is one line of
     JSON (token, and per research its entry with the span of its document) followed by the
     documents, as they are printed: decoding them as JSON strings took most of a read."""
+    keys = {row_key(b, VIEW_ROW): b for b in buckets}
+    try:
+        values = instance.run_storage.get_cursor_values(set(keys))
+    except Exception:  # a storage without a key-value store: nothing kept
+        return {}, {}
     tokens: dict[int, str] = {}
     kept: dict[str, list[Any]] = {}
-    # A few rows per query, each let go once read: 100,000 documents are 150 MB.
-    for i in range(0, len(buckets), _ROWS_PER_QUERY):
-        keys = {row_key(b, VIEW_ROW): b for b in buckets[i : i + _ROWS_PER_QUERY]}
-        try:
-            values = instance.run_storage.get_cursor_values(set(keys))
-        except Exception:  # a storage without a key-value store: nothing kept
-            return {}, {}
-        _read_rows(keys, values, tokens, kept)
-    return tokens, kept
-
-
-_ROWS_PER_QUERY = 8
-
-
-def _read_rows(
-    keys: dict[str, int], values: dict[str, str], tokens: dict[int, str], kept: dict[str, Any]
-) -> None:
-    for key, b in keys.items():
+    for key, b in keys.items():  # each row let go once read (100,000 documents are 150 MB)
         head, _, body = (values.pop(key, None) or "").partition("\n")
         try:
             token, entries = json.loads(head)
@@ -252,6 +239,7 @@ def _read_rows(
             continue
         tokens[b] = token
         kept.update(row)
+    return tokens, kept
 
 
 def _write_view(
@@ -307,7 +295,7 @@ def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str
             select(func.count(), func.max(RunsTable.c.id), func.max(RunsTable.c.update_timestamp))
         ).one()
     if updated is not None:
-        updated = (updated - _EPOCH).total_seconds()  # naive UTC
+        updated = unix_time(updated)
         if (now or time.time()) - updated < _QUIET_S:
             return None
     top = events.get_maximum_record_id() or 0
@@ -330,9 +318,6 @@ def instance_mark(instance: dg.DagsterInstance, now: float | None = None) -> str
         for d in events._get_assets_details([dg.AssetKey(a) for a in _ASSETS])
     ]
     return f"v2|{top}|{recent}|{wipes}|{tuple(added)}|{(count, newest, updated)}"
-
-
-_EPOCH = datetime(1970, 1, 1)
 
 
 def _stored_mark(instance: dg.DagsterInstance) -> str | None:
